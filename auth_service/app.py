@@ -1,0 +1,172 @@
+"""The application factory, its lifespan, and the one table from our errors to HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import db, keys, users
+from .errors import AuthServiceError, DatabaseError, ErrorCode
+from .forwarded import TrustedProxies
+from .keys import KeySet
+from .logs import configure_logging, request_id_var
+from .passwords import PasswordWorkers
+from .routes import login, meta
+from .routes.context import RequestContextMiddleware
+from .routes.validate import validate_endpoint
+from .settings import Settings
+from .tokens import TokenParameters
+from .validation import Authenticator, TokenCache
+
+log = logging.getLogger(__name__)
+
+VALIDATE_PATH = "/api/v1/auth/validate"
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the lifespan opens, owned by one application instance."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    keys: KeySet
+    token_params: TokenParameters
+    authenticator: Authenticator
+    passwords: PasswordWorkers
+    trusted_proxies: TrustedProxies
+
+
+def token_parameters(settings: Settings) -> TokenParameters:
+    """The token checks, taken from the settings once."""
+    return TokenParameters(
+        issuer=settings.token_issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        leeway_seconds=settings.leeway_seconds,
+        max_length=settings.token_max_length,
+    )
+
+
+async def _announce_first_user(pool: asyncpg.Pool) -> None:
+    if await users.count_users(pool) == 0:
+        log.warning(
+            "no users yet; add the first one with: "
+            "auth-service user add NAME --password-stdin --group admins"
+        )
+
+
+class AuthServiceApp:
+    """The ASGI application: validate on its fast path, everything else through Starlette."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self.router = Starlette(
+            routes=[
+                Route("/api/v1/auth/login", login.login_json, methods=["POST"]),
+                Route("/.well-known/jwks.json", meta.jwks, methods=["GET"]),
+                Route("/metrics", meta.metrics, methods=["GET"]),
+                Route("/health/live", meta.live, methods=["GET"]),
+                Route("/health/ready", meta.ready, methods=["GET"]),
+                Route("/health", meta.health, methods=["GET"]),
+                Route(VALIDATE_PATH, meta.not_ready),
+            ],
+            lifespan=self._lifespan,
+            exception_handlers={
+                HTTPException: _http_error,
+                AuthServiceError: _internal_error,
+                asyncpg.PostgresError: _internal_error,
+                asyncpg.InterfaceError: _internal_error,
+                OSError: _internal_error,
+            },
+        )
+        self.router.add_middleware(RequestContextMiddleware, app_ref=self)
+        self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        runtime = self.runtime
+        if runtime is not None and scope["type"] == "http" and scope["path"] == VALIDATE_PATH:
+            await validate_endpoint(runtime, scope, receive, send)
+            return
+        await self.router(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        async with db.open_database(settings) as pool:
+            async with pool.acquire() as conn:
+                if await keys.ensure_signing_key(conn):
+                    log.info("generated the first signing key")
+                key_set = await keys.load_key_set(conn)
+            await _announce_first_user(pool)
+            params = token_parameters(settings)
+            passwords = PasswordWorkers(settings.password_hash_workers)
+            cache = TokenCache(settings.token_cache_max_entries)
+            self.runtime = Runtime(
+                settings=settings,
+                pool=pool,
+                keys=key_set,
+                token_params=params,
+                authenticator=Authenticator(key_set, params, cache),
+                passwords=passwords,
+                trusted_proxies=self.trusted_proxies,
+            )
+            app.state.runtime = self.runtime
+            log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
+            try:
+                yield
+            finally:
+                self.runtime = None
+                passwords.close()
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> AuthServiceApp:
+    """Build the application from ``settings`` (default: the ``AUTH_*`` environment)."""
+    settings = settings or Settings()
+    if configure_logs:
+        configure_logging(settings.log_level, settings.log_format)
+    return AuthServiceApp(settings)
+
+
+def error_body(code: ErrorCode | str, description: str) -> dict[str, Any]:
+    """Our JSON error shape."""
+    return {
+        "error": str(code),
+        "error_description": description,
+        "request_id": request_id_var.get(),
+    }
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+        415: "unsupported_media_type",
+    }.get(exc.status_code, ErrorCode.INVALID_REQUEST.value)
+    if exc.status_code >= 500:
+        code = "service_unavailable"
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DatabaseError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("service_unavailable", "the database is unavailable"), status_code=503
+        )
+    log.error("request failed: %s", exc)
+    return JSONResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status_code=500)

@@ -1,0 +1,298 @@
+"""The ``auth-service`` command.
+
+Errors a user can make (a duplicate user, an unknown name, an empty password, a database
+that cannot be reached) print one line to stderr and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from .errors import AuthServiceError, InvalidPassword
+from .settings import Settings
+
+
+class CommandError(AuthServiceError):
+    """A command cannot run as asked."""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"AUTH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise CommandError(f"invalid configuration: {problems}") from e
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password.removesuffix("\r")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CommandError("the two passwords differ")
+    else:
+        raise CommandError("no terminal to ask for the password: use --password-stdin")
+    if not password:
+        raise InvalidPassword("the password is empty")
+    return password
+
+
+async def _with_db(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
+    from .db import open_database
+
+    async with open_database(settings) as pool:
+        return await work(pool)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metric values here so that one scrape sees them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="auth-service-metrics-")
+    uvicorn.run(
+        "auth_service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=settings.access_log,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .db import apply_migrations, create_pool, resolve_database_url
+
+    settings = _settings()
+
+    async def run() -> int:
+        pool = await create_pool(settings, await resolve_database_url(settings))
+        try:
+            async with pool.acquire() as conn:
+                applied = await apply_migrations(conn)
+        finally:
+            await pool.close()
+        print("applied: " + ", ".join(applied) if applied else "database is up to date")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from . import users
+    from .audit import record_event
+    from .passwords import hash_password
+
+    settings = _settings()
+    users.check_username(args.name)
+    for group in args.group:
+        users.check_group(group)
+    password_hash = hash_password(_read_password(args.password_stdin))
+
+    async def work(pool: asyncpg.Pool) -> int:
+        async with pool.acquire() as conn:
+            user = await users.add_user(conn, args.name, password_hash, args.group)
+        await record_event(
+            pool,
+            "user_add",
+            "success",
+            username=user.username,
+            detail={"groups": list(user.groups)},
+        )
+        print(f"added user {user.username} ({user.id})")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_user_show(args: argparse.Namespace) -> int:
+    from . import users
+
+    async def work(pool: asyncpg.Pool) -> int:
+        user = await users.get_user(pool, args.name)
+        data = users.user_as_dict(user)
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            for key, value in data.items():
+                shown = ",".join(value) if isinstance(value, list) else value
+                print(f"{key:14} {shown}")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from . import users
+
+    async def work(pool: asyncpg.Pool) -> int:
+        rows = await users.list_users(pool)
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {k: v for k, v in users.user_as_dict(u).items() if k != "password_hash"}
+                        for u in rows
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        print(f"{'USERNAME':24} {'STATE':9} GROUPS")
+        for user in rows:
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.username:24} {state:9} {','.join(user.groups)}")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from . import users
+    from .audit import record_event
+
+    async def work(pool: asyncpg.Pool) -> int:
+        async with pool.acquire() as conn:
+            await users.set_disabled(conn, args.name, True)
+        await record_event(pool, "user_disable", "success", username=args.name)
+        print(f"disabled user {args.name}")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from . import users
+    from .audit import record_event
+    from .passwords import hash_password
+
+    settings = _settings()
+    password_hash = hash_password(_read_password(args.password_stdin))
+
+    async def work(pool: asyncpg.Pool) -> int:
+        async with pool.acquire() as conn:
+            await users.set_password_hash(conn, args.name, password_hash)
+        await record_event(pool, "user_passwd", "success", username=args.name)
+        print(f"changed the password of {args.name}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        rows = await pool.fetch(
+            "SELECT kid, algorithm, created_at, retired_at, expires_at FROM signing_keys "
+            "ORDER BY created_at"
+        )
+        print(f"{'KID':44} {'ALG':6} {'STATE':8} CREATED")
+        for row in rows:
+            state = "retired" if row["retired_at"] else "signing"
+            created = row["created_at"].isoformat(timespec="seconds")
+            print(f"{row['kid']:44} {row['algorithm']:6} {state:8} {created}")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auth-service",
+        description="Authentication gate for reverse proxies. Configured by AUTH_* variables.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="address to listen on (default AUTH_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default AUTH_PORT or 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
+        func=cmd_migrate
+    )
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    add = user.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--group", action="append", default=[], help="add to this group (repeatable)")
+    add.set_defaults(func=cmd_user_add)
+    show = user.add_parser("show", help="show one user")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print JSON (includes password_hash)")
+    show.set_defaults(func=cmd_user_show)
+    listing = user.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_user_list)
+    disable = user.add_parser("disable", help="disable a user")
+    disable.add_argument("name")
+    disable.set_defaults(func=cmd_user_disable)
+    passwd = user.add_parser("passwd", help="change a user's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(func=cmd_user_passwd)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    keys.add_parser("list", help="list signing keys").set_defaults(func=cmd_keys_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .logs import configure_logging
+
+    if args.command != "serve":
+        configure_logging("WARNING", "text")
+    try:
+        result: Any = args.func(args)
+    except AuthServiceError as e:
+        print(f"auth-service: error: {e}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as e:
+        print(f"auth-service: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Our JWT signing keys: generated on first start, kept in PostgreSQL, published as a JWKS.
+
+ES256 (P-256, 128-bit security). The private key leaves the process only into the
+``signing_keys`` table. Every key carries its algorithm, so verification never lets a token
+header choose one. The ``kid`` is the key's RFC 7638 thumbprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .db import Connection, Executor
+
+SIGNING_ALGORITHM = "ES256"
+_KEYS_LOCK_ID = 0x6B657973  # "keys": one replica generates the first key
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One of our keys, loaded in memory."""
+
+    kid: str
+    algorithm: str
+    private_key: ec.EllipticCurvePrivateKey
+    public_jwk: dict[str, Any]
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.private_key.public_key()
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """The keys this process signs with and verifies against."""
+
+    signing: SigningKey
+    verifying: dict[str, SigningKey]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set document."""
+        return {"keys": [k.public_jwk for k in self.verifying.values()]}
+
+
+def _thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint of an EC public JWK, base64url without padding."""
+    canonical = json.dumps(
+        {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return jwt.utils.base64url_encode(digest).decode()
+
+
+def generate_key() -> tuple[str, str, dict[str, Any]]:
+    """A new ES256 key as (kid, private PEM, public JWK)."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    jwk: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    kid = _thumbprint(jwk)
+    jwk.update({"kid": kid, "alg": SIGNING_ALGORITHM, "use": "sig"})
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return kid, pem, jwk
+
+
+def _load(row: asyncpg.Record) -> SigningKey:
+    private_key = serialization.load_pem_private_key(row["private_pem"].encode(), password=None)
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"signing key {row['kid']} is not an EC key")
+    jwk = row["public_jwk"]
+    return SigningKey(
+        kid=row["kid"],
+        algorithm=row["algorithm"],
+        private_key=private_key,
+        public_jwk=json.loads(jwk) if isinstance(jwk, str) else jwk,
+    )
+
+
+async def ensure_signing_key(conn: Connection) -> bool:
+    """Create the first signing key if there is none usable; True when one was created."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _KEYS_LOCK_ID)
+        active = await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL")
+        if active:
+            return False
+        kid, pem, jwk = generate_key()
+        await conn.execute(
+            """
+            INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk)
+            VALUES ($1, $2, $3, $4::jsonb)
+            """,
+            kid,
+            SIGNING_ALGORITHM,
+            pem,
+            json.dumps(jwk),
+        )
+        return True
+
+
+async def load_key_set(conn: Executor) -> KeySet:
+    """Every key that still verifies; the newest unretired one signs."""
+    rows = await conn.fetch(
+        """
+        SELECT kid, algorithm, private_pem, public_jwk::text AS public_jwk, retired_at
+        FROM signing_keys
+        WHERE expires_at IS NULL OR expires_at > now()
+        ORDER BY created_at DESC, kid
+        """
+    )
+    keys = [(_load(r), r["retired_at"]) for r in rows]
+    signing = next((k for k, retired in keys if retired is None), None)
+    if signing is None:
+        raise LookupError("no active signing key in the database")
+    return KeySet(signing=signing, verifying={k.kid: k for k, _ in keys})

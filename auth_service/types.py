@@ -1,0 +1,30 @@
+"""Small value types shared by several modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a verified credential belongs to."""
+
+    user_id: str
+    username: str
+    groups: tuple[str, ...]
+    scopes: tuple[str, ...]
+    token_id: str
+    expires_at: float  # Unix time
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A row of the users table, with its group names."""
+
+    id: str
+    username: str
+    password_hash: str
+    disabled: bool
+    groups: tuple[str, ...]
+    created_at: str
+    updated_at: str

@@ -1,0 +1,117 @@
+"""The hot path: from a request's credential to an identity, from memory only.
+
+Parsing is strict (RFC 6750): exactly one ``Authorization`` header, the ``Bearer`` scheme
+matched case-insensitively, a token of the b64token character set, and a length cap applied
+before any decoding. Verified tokens are kept in a bounded cache until they expire, so a
+repeated token costs one dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import MalformedCredential, MissingCredential, TokenTooLong
+from .keys import KeySet
+from .tokens import TokenParameters, verify_access_token
+from .types import Identity
+
+_B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+
+
+def extract_bearer_token(authorization: list[bytes], max_length: int) -> str:
+    """The token of the single ``Authorization: Bearer`` header among ``authorization``."""
+    if not authorization:
+        raise MissingCredential("no credential was sent")
+    if len(authorization) > 1:
+        raise MalformedCredential("more than one Authorization header")
+    value = authorization[0].strip()
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer":
+        raise MalformedCredential("the Authorization scheme is not Bearer")
+    token = token.lstrip(b" ")
+    if len(token) > max_length:
+        raise TokenTooLong(f"token longer than {max_length} characters")
+    if not token or not _B64TOKEN.fullmatch(token):
+        raise MalformedCredential("the Bearer token is empty or has invalid characters")
+    return token.decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedIdentity:
+    """A verified identity and the response headers it produces, ready to send."""
+
+    identity: Identity
+    headers: tuple[tuple[bytes, bytes], ...]
+    valid_until: float  # time.monotonic() deadline
+
+
+def identity_headers(identity: Identity) -> tuple[tuple[bytes, bytes], ...]:
+    """The X-Auth-* headers that tell the upstream who is calling."""
+    return (
+        (b"x-auth-user", identity.username.encode()),
+        (b"x-auth-user-id", identity.user_id.encode()),
+        (b"x-auth-groups", ",".join(identity.groups).encode()),
+        (b"x-auth-scopes", " ".join(identity.scopes).encode()),
+    )
+
+
+class TokenCache:
+    """Verified tokens until their expiry; at most ``max_entries``, oldest evicted first.
+
+    Tokens are inserted roughly in expiry order, so evicting the oldest entry first is also
+    evicting (about) the soonest to expire; both operations are O(1).
+    """
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, CachedIdentity] = {}
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> CachedIdentity | None:
+        """The cached entry for ``token`` if it has not expired."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if entry.valid_until <= self._clock():
+            del self._entries[token]
+            return None
+        return entry
+
+    def put(self, token: str, identity: Identity) -> CachedIdentity:
+        """Remember a verified identity until its ``exp``."""
+        ttl = identity.expires_at - time.time()
+        entry = CachedIdentity(identity, identity_headers(identity), self._clock() + ttl)
+        if self.max_entries <= 0 or ttl <= 0:
+            return entry
+        while len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = entry
+        return entry
+
+    def clear(self) -> None:
+        """Forget everything (after a key change)."""
+        self._entries.clear()
+
+
+class Authenticator:
+    """Turns a request's credential into a cached identity, or raises ``CredentialError``."""
+
+    def __init__(self, keys: KeySet, params: TokenParameters, cache: TokenCache) -> None:
+        self.keys = keys
+        self.params = params
+        self.cache = cache
+
+    def authenticate(self, authorization: list[bytes]) -> tuple[CachedIdentity, bool]:
+        """The identity for the request's Authorization headers and whether it was cached."""
+        token = extract_bearer_token(authorization, self.params.max_length)
+        entry = self.cache.get(token)
+        if entry is not None:
+            return entry, True
+        identity = verify_access_token(token, self.keys, self.params)
+        return self.cache.put(token, identity), False
