@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -65,20 +66,33 @@ async def _with_db(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = _settings()
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    metrics_dir = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metric values here so that one scrape sees them all.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="auth-service-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="auth-service-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run_uvicorn(settings, host, port, args.workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "auth_service.app:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=args.workers,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         access_log=settings.access_log,
@@ -87,21 +101,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
-    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .db import apply_migrations, create_pool, resolve_database_url
+    from .db import apply_migrations, open_database
 
     settings = _settings()
 
     async def run() -> int:
-        pool = await create_pool(settings, await resolve_database_url(settings))
-        try:
-            async with pool.acquire() as conn:
-                applied = await apply_migrations(conn)
-        finally:
-            await pool.close()
+        async with open_database(settings, migrate=False) as pool, pool.acquire() as conn:
+            applied = await apply_migrations(conn)
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
         return 0
 

