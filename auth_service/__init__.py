@@ -1,0 +1,1 @@
+"""auth-service: the authentication gate a reverse proxy calls on every request."""
