@@ -16,12 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import db, keys, users
+from .csrf import load_csrf_key
 from .errors import AuthServiceError, DatabaseError, ErrorCode
 from .forwarded import TrustedProxies
 from .keys import KeySet
 from .logs import configure_logging, request_id_var
 from .passwords import PasswordWorkers
-from .routes import login, meta
+from .routes import browser, login, meta
 from .routes.context import RequestContextMiddleware
 from .routes.validate import validate_endpoint
 from .settings import Settings
@@ -44,6 +45,8 @@ class Runtime:
     authenticator: Authenticator
     passwords: PasswordWorkers
     trusted_proxies: TrustedProxies
+    csrf_key: bytes
+    login_url: str
 
 
 def token_parameters(settings: Settings) -> TokenParameters:
@@ -74,6 +77,11 @@ class AuthServiceApp:
         self.router = Starlette(
             routes=[
                 Route("/api/v1/auth/login", login.login_json, methods=["POST"]),
+                Route("/login", browser.login_page, methods=["GET"]),
+                Route("/login", browser.login_submit, methods=["POST"]),
+                Route("/logout", browser.logout_page, methods=["GET"]),
+                Route("/logout", browser.logout_submit, methods=["POST"]),
+                Route("/", browser.home, methods=["GET"]),
                 Route("/.well-known/jwks.json", meta.jwks, methods=["GET"]),
                 Route("/metrics", meta.metrics, methods=["GET"]),
                 Route("/health/live", meta.live, methods=["GET"]),
@@ -87,7 +95,8 @@ class AuthServiceApp:
                 AuthServiceError: _internal_error,
                 asyncpg.PostgresError: _internal_error,
                 asyncpg.InterfaceError: _internal_error,
-                OSError: _internal_error,
+                ConnectionError: _internal_error,
+                TimeoutError: _internal_error,
             },
         )
         self.router.add_middleware(RequestContextMiddleware, app_ref=self)
@@ -108,6 +117,7 @@ class AuthServiceApp:
                 if await keys.ensure_signing_key(conn):
                     log.info("generated the first signing key")
                 key_set = await keys.load_key_set(conn)
+                csrf_key = await load_csrf_key(conn)
             await _announce_first_user(pool)
             params = token_parameters(settings)
             passwords = PasswordWorkers(settings.password_hash_workers)
@@ -117,9 +127,11 @@ class AuthServiceApp:
                 pool=pool,
                 keys=key_set,
                 token_params=params,
-                authenticator=Authenticator(key_set, params, cache),
+                authenticator=Authenticator(key_set, params, cache, settings.cookie_name),
                 passwords=passwords,
                 trusted_proxies=self.trusted_proxies,
+                csrf_key=csrf_key,
+                login_url=settings.public_url + "/login",
             )
             app.state.runtime = self.runtime
             log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
@@ -163,7 +175,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, DatabaseError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+    if isinstance(
+        exc,
+        DatabaseError
+        | ConnectionError
+        | TimeoutError
+        | asyncpg.PostgresError
+        | asyncpg.InterfaceError,
+    ):
         log.error("database unavailable: %s", type(exc).__name__)
         return JSONResponse(
             error_body("service_unavailable", "the database is unavailable"), status_code=503

@@ -7,8 +7,10 @@ pass their own values. Validators fail fast with a message that names the settin
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +26,9 @@ DEFAULT_TRUSTED_PROXIES = (
 )
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# A host name, optionally with a leading dot meaning "this domain and its subdomains".
+_DOMAIN = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class Settings(BaseSettings):
@@ -52,6 +57,13 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = tuple(
         ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES
     )
+
+    # Browsers: the session cookie and where the login page may send them back to.
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    cookie_name: str = Field(default="auth_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    cookie_secure: bool = True
+    cookie_domain: str | None = None
+    allowed_redirect_domains: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -86,12 +98,43 @@ class Settings(BaseSettings):
             return tuple(networks)
         return value
 
+    @field_validator("allowed_redirect_domains", mode="before")
+    @classmethod
+    def _parse_domains(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            domains = []
+            for item in value:
+                domain = str(item).strip().lower()
+                if not _DOMAIN.fullmatch(domain):
+                    raise ValueError(f"not a host name or a leading-dot domain: {item!r}")
+                domains.append(domain)
+            return tuple(domains)
+        return value
+
+    @field_validator("cookie_domain", mode="before")
+    @classmethod
+    def _check_cookie_domain(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        domain = str(value).strip().lower().lstrip(".")
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"not a domain name: {value!r}")
+        return domain
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @property
+    def public_origin(self) -> str:
+        """Scheme, host and port of ``public_url``."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def token_issuer(self) -> str:

@@ -36,9 +36,20 @@ class TokenParameters:
 
 
 def issue_access_token(
-    keys: KeySet, params: TokenParameters, user: User, *, scopes: tuple[str, ...] = ()
+    keys: KeySet,
+    params: TokenParameters,
+    user: User,
+    *,
+    scopes: tuple[str, ...] = (),
+    ttl_seconds: int | None = None,
+    session_id: str | None = None,
 ) -> tuple[str, int]:
-    """Sign an access token for ``user``; returns (token, lifetime in seconds)."""
+    """Sign an access token for ``user``; returns (token, lifetime in seconds).
+
+    ``ttl_seconds`` overrides the lifetime (browser sessions); ``session_id`` becomes the
+    ``sid`` claim that ties the token to the login it came from.
+    """
+    ttl = ttl_seconds or params.ttl_seconds
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": params.issuer,
@@ -46,13 +57,15 @@ def issue_access_token(
         "aud": params.audience,
         "iat": now,
         "nbf": now,
-        "exp": now + params.ttl_seconds,
+        "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
         "preferred_username": user.username,
         "groups": list(user.groups),
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
+    if session_id:
+        claims["sid"] = session_id
     key = keys.signing
     token = jwt.encode(
         claims,
@@ -60,7 +73,7 @@ def issue_access_token(
         algorithm=key.algorithm,
         headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
     )
-    return token, params.ttl_seconds
+    return token, ttl
 
 
 def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Identity:

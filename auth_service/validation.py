@@ -39,6 +39,49 @@ def extract_bearer_token(authorization: list[bytes], max_length: int) -> str:
     return token.decode("ascii")
 
 
+def extract_cookie_token(cookie_headers: list[bytes], name: bytes, max_length: int) -> str | None:
+    """The value of cookie ``name`` (the session token), or None when it is absent."""
+    prefix = name + b"="
+    for header in cookie_headers:
+        for part in header.split(b";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                token = part[len(prefix) :]
+                if len(token) > max_length:
+                    raise TokenTooLong(f"session cookie longer than {max_length} characters")
+                if not _B64TOKEN.fullmatch(token):
+                    raise MalformedCredential("the session cookie has invalid characters")
+                return token.decode("ascii")
+    return None
+
+
+def prefers_html(accept: bytes | None) -> bool:
+    """True when ``Accept`` names ``text/html`` explicitly, at least as high as JSON.
+
+    Browsers list text/html first; API clients ask for JSON or send ``*/*`` (curl), and get
+    a 401 rather than a redirect to a login form they cannot use.
+    """
+    if not accept or b"text/html" not in accept:
+        return False
+    html_q = json_q = 0.0
+    for item in accept.decode("latin-1").split(","):
+        media, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media == "text/html":
+            html_q = max(html_q, q)
+        elif media == "application/json":
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q >= json_q
+
+
 @dataclass(frozen=True, slots=True)
 class CachedIdentity:
     """A verified identity and the response headers it produces, ready to send."""
@@ -102,14 +145,26 @@ class TokenCache:
 class Authenticator:
     """Turns a request's credential into a cached identity, or raises ``CredentialError``."""
 
-    def __init__(self, keys: KeySet, params: TokenParameters, cache: TokenCache) -> None:
+    def __init__(
+        self, keys: KeySet, params: TokenParameters, cache: TokenCache, cookie_name: str
+    ) -> None:
         self.keys = keys
         self.params = params
         self.cache = cache
+        self.cookie_name = cookie_name.encode()
 
-    def authenticate(self, authorization: list[bytes]) -> tuple[CachedIdentity, bool]:
-        """The identity for the request's Authorization headers and whether it was cached."""
-        token = extract_bearer_token(authorization, self.params.max_length)
+    def authenticate(
+        self, authorization: list[bytes], cookies: list[bytes] | None = None
+    ) -> tuple[CachedIdentity, bool]:
+        """The identity for the request's credential and whether it was cached.
+
+        An ``Authorization`` header wins; without one, the session cookie is read.
+        """
+        token = None
+        if not authorization and cookies:
+            token = extract_cookie_token(cookies, self.cookie_name, self.params.max_length)
+        if token is None:
+            token = extract_bearer_token(authorization, self.params.max_length)
         entry = self.cache.get(token)
         if entry is not None:
             return entry, True

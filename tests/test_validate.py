@@ -263,3 +263,17 @@ async def test_repeated_token_is_answered_from_the_cache(
         assert response.status_code == 200
     assert len(cache) == 1
     assert cache.get(token) is not None
+
+
+@pytest.mark.parametrize("uri", ["/a%00b", "/a%0d%0aX:1", "/bad%zz", "not-a-path"])
+async def test_unsafe_forwarded_paths_are_refused_with_400(
+    client: httpx.AsyncClient, database_url: str, uri: str
+) -> None:
+    await create_user(database_url, "alice")
+    token = await login(client, "alice")
+    response = await client.get(
+        VALIDATE, headers={"Authorization": f"Bearer {token}", "X-Forwarded-Uri": uri}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "x-auth-user" not in response.headers

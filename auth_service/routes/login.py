@@ -15,6 +15,7 @@ from ..errors import ErrorCode
 from ..logs import request_id_var
 from ..metrics import LOGIN_ATTEMPTS
 from ..tokens import issue_access_token
+from ..types import User
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,31 @@ def _string_field(body: dict[str, Any], name: str, max_length: int) -> str:
     return value
 
 
+async def verify_login(request: Request, username: str, password: str) -> User | None:
+    """The user when ``password`` is theirs and the account is enabled; None otherwise.
+
+    Counted, logged and audited. Unknown users are verified against a dummy hash: the same
+    work, time and answer as a wrong password, so names cannot be probed.
+    """
+    runtime = request.app.state.runtime
+    user = await users.find_user(runtime.pool, username) if username else None
+    matches = await runtime.passwords.verify(user.password_hash if user else None, password)
+    client = request.client.host if request.client else None
+    ok = user is not None and matches and not user.disabled
+    outcome = "success" if ok else "failure"
+    LOGIN_ATTEMPTS.labels(outcome).inc()
+    log.info("login " + ("succeeded" if ok else "failed"), extra={"user": username})
+    await audit.record_event(
+        runtime.pool,
+        "login",
+        outcome,
+        username=username or None,
+        request_id=request_id_var.get(),
+        client_addr=client,
+    )
+    return user if ok else None
+
+
 async def login_json(request: Request) -> Response:
     """Verify a username and password; 200 with a Bearer token, or the one generic 401."""
     runtime = request.app.state.runtime
@@ -72,21 +98,8 @@ async def login_json(request: Request) -> Response:
     except HTTPException:
         LOGIN_ATTEMPTS.labels("invalid_request").inc()
         raise
-    user = await users.find_user(runtime.pool, username)
-    # Unknown users are verified against a dummy hash: same work, same time, same answer.
-    matches = await runtime.passwords.verify(user.password_hash if user else None, password)
-    client = request.client.host if request.client else None
-    if user is None or not matches or user.disabled:
-        LOGIN_ATTEMPTS.labels("failure").inc()
-        log.info("login failed", extra={"user": username[:MAX_USERNAME_LENGTH]})
-        await audit.record_event(
-            runtime.pool,
-            "login",
-            "failure",
-            username=username,
-            request_id=request_id_var.get(),
-            client_addr=client,
-        )
+    user = await verify_login(request, username, password)
+    if user is None:
         return Response(
             _FAILED,
             status_code=401,
@@ -94,16 +107,6 @@ async def login_json(request: Request) -> Response:
             headers={"cache-control": "no-store"},
         )
     token, expires_in = issue_access_token(runtime.keys, runtime.token_params, user)
-    LOGIN_ATTEMPTS.labels("success").inc()
-    log.info("login succeeded", extra={"user": user.username})
-    await audit.record_event(
-        runtime.pool,
-        "login",
-        "success",
-        username=user.username,
-        request_id=request_id_var.get(),
-        client_addr=client,
-    )
     return JSONResponse(
         {"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
         headers={"cache-control": "no-store", "pragma": "no-cache"},

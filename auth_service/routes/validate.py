@@ -11,14 +11,17 @@ import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..errors import CredentialError, ErrorCode
-from ..forwarded import choose_request_id
+from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
+from ..validation import prefers_html
 
 if TYPE_CHECKING:
     from ..app import Runtime
+    from ..forwarded import ForwardedRequest
 
 log = logging.getLogger("auth_service.validate")
 
@@ -28,36 +31,48 @@ _UNAUTHORIZED = {code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for 
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _REALM = 'Bearer realm="auth-service"'
+_EXTRACTION_CODES = {ErrorCode.MISSING_TOKEN, ErrorCode.MALFORMED_HEADER, ErrorCode.TOKEN_TOO_LONG}
+_REDIRECT_METHODS = {"GET", "HEAD"}
 
 
 async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: Any) -> None:
-    """Answer one validate request: 200 with identity headers, 401, or 500 (fail closed)."""
+    """Answer one validate request: 200 with identity headers, 401/302, 400, or 500."""
     started = time.perf_counter()
     authorization: list[bytes] = []
+    cookies: list[bytes] = []
+    forwarded: list[tuple[bytes, bytes]] = []
+    accept: bytes | None = None
     proxy_request_id: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization.append(value)
+        elif name == b"cookie":
+            cookies.append(value)
+        elif name in FORWARDED_HEADER_NAMES:
+            forwarded.append((name, value))
+        elif name == b"accept":
+            accept = value
         elif name == b"x-request-id":
             proxy_request_id = value
-    request_id = choose_request_id(scope.get("client"), proxy_request_id, runtime.trusted_proxies)
+    client = scope.get("client")
+    request_id = choose_request_id(client, proxy_request_id, runtime.trusted_proxies)
     context = request_id_var.set(request_id)
     try:
         try:
-            entry, cached = runtime.authenticator.authenticate(authorization)
+            original = read_forwarded(forwarded, client, runtime.trusted_proxies)
+        except UnsafePath as unsafe:
+            await _refuse(send, ErrorCode.INVALID_REQUEST, str(unsafe), request_id, 400, [])
+            return
+        try:
+            entry, cached = runtime.authenticator.authenticate(authorization, cookies)
         except CredentialError as refusal:
-            await _unauthorized(send, refusal, request_id, bool(authorization))
+            await _unauthorized(runtime, send, refusal, request_id, original, accept)
             return
         except Exception:
             _ERROR.inc()
             log.exception("validate failed", extra={"auth_stage": "token_validation"})
-            await _send(
-                send,
-                500,
-                [_JSON, _NO_STORE],
-                request_id,
-                _body(ErrorCode.INTERNAL_ERROR, "internal error", request_id),
-            )
+            body = _body(ErrorCode.INTERNAL_ERROR, "internal error", request_id)
+            await _send(send, 500, [_JSON, _NO_STORE], request_id, body)
             return
         (CACHE_HIT if cached else CACHE_MISS).inc()
         _ALLOWED.inc()
@@ -68,6 +83,10 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
                     "auth_stage": "policy",
                     "user": entry.identity.username,
                     "token_cache": "hit" if cached else "miss",
+                    "method": original.method,
+                    "host": original.host,
+                    "path": original.path,
+                    "client_ip": original.client_ip,
                 },
             )
         await _send(send, 200, [_NO_STORE, *entry.headers], request_id, b"")
@@ -77,7 +96,12 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
 
 
 async def _unauthorized(
-    send: Any, refusal: CredentialError, request_id: str, credential_sent: bool
+    runtime: Runtime,
+    send: Any,
+    refusal: CredentialError,
+    request_id: str,
+    original: ForwardedRequest,
+    accept: bytes | None,
 ) -> None:
     code = refusal.code
     _UNAUTHORIZED[code].inc()
@@ -85,17 +109,57 @@ async def _unauthorized(
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "refused",
-            extra={"auth_stage": stage, "error_type": code.value, "reason": refusal.description},
+            extra={
+                "auth_stage": stage,
+                "error_type": code.value,
+                "reason": refusal.description,
+                "method": original.method,
+                "host": original.host,
+                "path": original.path,
+                "client_ip": original.client_ip,
+            },
         )
+    # Browsers go to the login page. nginx's auth_request cannot pass a redirect on (it
+    # turns anything but 2xx/401/403 into a 500): nginx-style requests get the 401 with the
+    # login URL in X-Auth-Redirect, and the nginx configuration redirects browsers there.
+    headers: list[tuple[bytes, bytes]] = []
+    if original.method in _REDIRECT_METHODS and (original.nginx or prefers_html(accept)):
+        location = runtime.login_url
+        if original.url:
+            location += "?rd=" + quote(original.url, safe="")
+        if not original.nginx:
+            await _send(send, 302, [_NO_STORE, (b"location", location.encode())], request_id, b"")
+            return
+        headers.append((b"x-auth-redirect", location.encode()))
     challenge = _REALM
-    if credential_sent:
+    if code != ErrorCode.MISSING_TOKEN:  # a credential was sent
         # error_description is our own fixed text; quotes cannot occur in it.
         challenge += f', error="invalid_token", error_description="{refusal.description}"'
-    headers = [_JSON, _NO_STORE, (b"www-authenticate", challenge.encode())]
-    await _send(send, 401, headers, request_id, _body(code, refusal.description, request_id))
+    headers.append((b"www-authenticate", challenge.encode()))
+    await _refuse(send, code, refusal.description, request_id, 401, headers)
 
 
-_EXTRACTION_CODES = {ErrorCode.MISSING_TOKEN, ErrorCode.MALFORMED_HEADER, ErrorCode.TOKEN_TOO_LONG}
+async def _refuse(
+    send: Any,
+    code: ErrorCode,
+    description: str,
+    request_id: str,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    if status != 401:
+        _UNAUTHORIZED[code].inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "refused",
+                extra={
+                    "auth_stage": "token_extraction",
+                    "error_type": code.value,
+                    "reason": description,
+                },
+            )
+    body = _body(code, description, request_id)
+    await _send(send, status, [_JSON, _NO_STORE, *headers], request_id, body)
 
 
 def _body(code: ErrorCode, description: str, request_id: str) -> bytes:

@@ -1,0 +1,287 @@
+"""The browser side: the login form, the session cookie, logout, and a small home page.
+
+Pages are plain HTML from ``templates/`` (``string.Template``, every value escaped), served
+with a strict Content-Security-Policy (a per-response nonce for the one inline style, no
+scripts), ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``. Forms carry a signed
+double-submit CSRF token (``csrf.py``).
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from functools import cache
+from importlib import resources
+from string import Template
+from urllib.parse import parse_qs, urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_csrf_token
+from ..errors import CredentialError
+from ..redirects import safe_redirect
+from ..tokens import issue_access_token
+from .login import MAX_BODY_BYTES, verify_login
+
+_FORM_FIELDS = {"username", "password", "csrf_token", "rd"}
+
+
+@cache
+def _template(name: str) -> Template:
+    text = resources.files("auth_service").joinpath("templates", name).read_text("utf-8")
+    return Template(text)
+
+
+def _csp(request: Request, nonce: str) -> str:
+    runtime = request.app.state.runtime
+    # The login form's post ends in a redirect to the original site: Chrome checks that
+    # redirect against form-action, so the allowed redirect domains are listed too.
+    targets = ["'self'"]
+    for domain in runtime.settings.allowed_redirect_domains:
+        targets += [f"*{domain}", domain[1:]] if domain.startswith(".") else [domain]
+    return (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; "
+        f"form-action {' '.join(targets)}; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def render(
+    request: Request,
+    title: str,
+    body: str,
+    values: dict[str, str],
+    *,
+    markup: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """A page: ``body`` filled with escaped ``values`` and our own trusted ``markup``."""
+    nonce = secrets.token_urlsafe(16)
+    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
+    content = _template(body).substitute(escaped, **(markup or {}))
+    page = _template("page.html").safe_substitute(
+        title=html.escape(title), nonce=nonce, content=content
+    )
+    return HTMLResponse(
+        page,
+        status_code=status,
+        headers={
+            "content-security-policy": _csp(request, nonce),
+            "x-frame-options": "DENY",
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+            "cache-control": "no-store",
+        },
+    )
+
+
+def _with_csrf_cookie(request: Request, response: Response, token: str) -> Response:
+    settings = request.app.state.runtime.settings
+    response.set_cookie(
+        CSRF_COOKIE,
+        token,
+        max_age=CSRF_MAX_AGE_SECONDS,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _login_form(
+    request: Request,
+    rd: str,
+    *,
+    message: str = "",
+    error: bool = False,
+    username: str = "",
+    status: int = 200,
+) -> Response:
+    runtime = request.app.state.runtime
+    token = issue_csrf_token(runtime.csrf_key)
+    notice = ""
+    if message:
+        kind = "error" if error else "info"
+        role = "alert" if error else "status"
+        notice = f'<p class="message {kind}" role="{role}">{html.escape(message)}</p>'
+    page = render(
+        request,
+        "Sign in",
+        "login.html",
+        {"action": "/login", "csrf_token": token, "rd": rd, "username": username},
+        markup={
+            "message": notice,
+            "username_focus": "" if username else "autofocus",
+            "password_focus": "autofocus" if username else "",
+        },
+        status=status,
+    )
+    return _with_csrf_cookie(request, page, token)
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form with each of our fields at most once; 4xx otherwise."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "the form must be application/x-www-form-urlencoded")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the form must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise HTTPException(400, "the form is not valid") from e
+    form: dict[str, str] = {}
+    for name, values in fields.items():
+        if name not in _FORM_FIELDS:
+            continue
+        if len(values) != 1:
+            raise HTTPException(400, f"the field '{name}' is repeated")
+        if any(ord(c) < 0x20 and c not in "\t" for c in values[0]):
+            raise HTTPException(400, f"the field '{name}' has control characters")
+        form[name] = values[0]
+    return form
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's Origin, when sent, must be ours (defence in depth beside the token)."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == request.app.state.runtime.settings.public_origin
+
+
+def _redirect_target(request: Request, rd: str | None) -> str:
+    settings = request.app.state.runtime.settings
+    return safe_redirect(
+        rd,
+        public_url=settings.public_url,
+        allowed_domains=settings.allowed_redirect_domains,
+        default=settings.public_url + "/",
+    )
+
+
+async def login_page(request: Request) -> Response:
+    """``GET /login``: the form, remembering where to go afterwards."""
+    rd = request.query_params.get("rd", "")
+    message = "You have signed out." if "logged_out" in request.query_params else ""
+    return _login_form(request, rd[:2048], message=message)
+
+
+async def login_submit(request: Request) -> Response:
+    """``POST /login``: check CSRF and password, set the session cookie, 303 to ``rd``."""
+    runtime = request.app.state.runtime
+    form = await _read_form(request)
+    rd = form.get("rd", "")[:2048]
+    if not _same_origin(request) or not check_csrf_token(
+        runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
+    ):
+        return _login_form(
+            request,
+            rd,
+            message="The form expired. Please sign in again.",
+            error=True,
+            status=403,
+        )
+    username = form.get("username", "")[:128]
+    user = await verify_login(request, username, form.get("password", ""))
+    if user is None:
+        return _login_form(
+            request,
+            rd,
+            message="Invalid username or password.",
+            error=True,
+            username=username,
+            status=401,
+        )
+    settings = runtime.settings
+    token, lifetime = issue_access_token(
+        runtime.keys,
+        runtime.token_params,
+        user,
+        ttl_seconds=settings.session_ttl_seconds,
+        session_id=secrets.token_urlsafe(16),
+    )
+    response = RedirectResponse(_redirect_target(request, rd), status_code=303)
+    response.set_cookie(
+        settings.cookie_name,
+        token,
+        max_age=lifetime,
+        path="/",
+        domain=settings.cookie_domain,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+    response.delete_cookie(
+        CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
+    )
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def logout_page(request: Request) -> Response:
+    """``GET /logout``: a confirmation form (a link alone must not sign anyone out)."""
+    runtime = request.app.state.runtime
+    token = issue_csrf_token(runtime.csrf_key)
+    rd = request.query_params.get("rd", "")[:2048]
+    page = render(
+        request, "Sign out", "logout.html", {"action": "/logout", "csrf_token": token, "rd": rd}
+    )
+    return _with_csrf_cookie(request, page, token)
+
+
+async def logout_submit(request: Request) -> Response:
+    """``POST /logout``: clear the session cookie, then back to the login page."""
+    runtime = request.app.state.runtime
+    form = await _read_form(request)
+    if not _same_origin(request) or not check_csrf_token(
+        runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
+    ):
+        raise HTTPException(403, "the form expired; open the sign-out page again")
+    settings = runtime.settings
+    rd = form.get("rd")
+    target = (
+        _redirect_target(request, rd)
+        if rd
+        else (settings.public_url + "/login?" + urlencode({"logged_out": "1"}))
+    )
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(
+        settings.cookie_name,
+        path="/",
+        domain=settings.cookie_domain,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+    response.delete_cookie(
+        CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
+    )
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def home(request: Request) -> Response:
+    """``GET /``: who is signed in, with the way in or out."""
+    runtime = request.app.state.runtime
+    cookie = request.headers.get("cookie")
+    try:
+        entry, _ = runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
+    except CredentialError:
+        return render(
+            request,
+            "auth-service",
+            "message.html",
+            {"heading": "Not signed in", "text": "You are not signed in."},
+            markup={"link": '<p><a href="/login">Sign in</a></p>'},
+        )
+    return render(
+        request,
+        "auth-service",
+        "message.html",
+        {"heading": "Signed in", "text": f"You are signed in as {entry.identity.username}."},
+        markup={"link": '<p><a href="/logout">Sign out</a></p>'},
+    )
