@@ -22,10 +22,12 @@ from .forwarded import TrustedProxies
 from .keys import KeySet
 from .logs import configure_logging, request_id_var
 from .passwords import PasswordWorkers
-from .routes import browser, login, meta
+from .routes import browser, login, meta, sessions
 from .routes.context import RequestContextMiddleware
 from .routes.validate import validate_endpoint
+from .sessions import Lifetimes, RevocationList
 from .settings import Settings
+from .sync import StateSync
 from .tokens import TokenParameters
 from .validation import Authenticator, TokenCache
 
@@ -47,6 +49,13 @@ class Runtime:
     trusted_proxies: TrustedProxies
     csrf_key: bytes
     login_url: str
+    revocations: RevocationList
+    lifetimes: Lifetimes
+
+    def use_keys(self, key_set: KeySet) -> None:
+        """Sign and verify with a new key set (a rotation seen by ``sync``)."""
+        self.keys = key_set
+        self.authenticator.use_keys(key_set)
 
 
 def token_parameters(settings: Settings) -> TokenParameters:
@@ -77,6 +86,8 @@ class AuthServiceApp:
         self.router = Starlette(
             routes=[
                 Route("/api/v1/auth/login", login.login_json, methods=["POST"]),
+                Route("/api/v1/auth/refresh", sessions.refresh, methods=["POST"]),
+                Route("/api/v1/auth/logout", sessions.logout, methods=["POST"]),
                 Route("/login", browser.login_page, methods=["GET"]),
                 Route("/login", browser.login_submit, methods=["POST"]),
                 Route("/logout", browser.logout_page, methods=["GET"]),
@@ -112,34 +123,56 @@ class AuthServiceApp:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
-        async with db.open_database(settings) as pool:
-            async with pool.acquire() as conn:
-                if await keys.ensure_signing_key(conn):
-                    log.info("generated the first signing key")
-                key_set = await keys.load_key_set(conn)
-                csrf_key = await load_csrf_key(conn)
-            await _announce_first_user(pool)
-            params = token_parameters(settings)
-            passwords = PasswordWorkers(settings.password_hash_workers)
-            cache = TokenCache(settings.token_cache_max_entries)
-            self.runtime = Runtime(
-                settings=settings,
-                pool=pool,
-                keys=key_set,
-                token_params=params,
-                authenticator=Authenticator(key_set, params, cache, settings.cookie_name),
-                passwords=passwords,
-                trusted_proxies=self.trusted_proxies,
-                csrf_key=csrf_key,
-                login_url=settings.public_url + "/login",
-            )
-            app.state.runtime = self.runtime
-            log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
+        async with db.database_url(settings) as dsn:
+            pool = await db.create_pool(settings, dsn)
             try:
-                yield
+                async with pool.acquire() as conn:
+                    await db.apply_migrations(conn)
+                    if await keys.ensure_signing_key(conn):
+                        log.info("generated the first signing key")
+                    key_set = await keys.load_key_set(conn)
+                    csrf_key = await load_csrf_key(conn)
+                await _announce_first_user(pool)
+                runtime = self._build_runtime(pool, key_set, csrf_key)
+                sync = StateSync(
+                    dsn,
+                    pool,
+                    runtime.revocations,
+                    key_set,
+                    runtime.use_keys,
+                    settings.sync_interval_seconds,
+                )
+                await sync.start()
+                self.runtime = runtime
+                app.state.runtime = runtime
+                log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
+                try:
+                    yield
+                finally:
+                    self.runtime = None
+                    await sync.stop()
+                    runtime.passwords.close()
             finally:
-                self.runtime = None
-                passwords.close()
+                await pool.close()
+
+    def _build_runtime(self, pool: asyncpg.Pool, key_set: KeySet, csrf_key: bytes) -> Runtime:
+        settings = self.settings
+        params = token_parameters(settings)
+        revocations = RevocationList()
+        cache = TokenCache(settings.token_cache_max_entries)
+        return Runtime(
+            settings=settings,
+            pool=pool,
+            keys=key_set,
+            token_params=params,
+            authenticator=Authenticator(key_set, params, cache, settings.cookie_name, revocations),
+            passwords=PasswordWorkers(settings.password_hash_workers),
+            trusted_proxies=self.trusted_proxies,
+            csrf_key=csrf_key,
+            login_url=settings.public_url + "/login",
+            revocations=revocations,
+            lifetimes=Lifetimes.from_settings(settings),
+        )
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> AuthServiceApp:

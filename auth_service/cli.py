@@ -189,49 +189,85 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_disable(args: argparse.Namespace) -> int:
     from . import users
     from .audit import record_event
+    from .sessions import Lifetimes, revoke_user_sessions
+
+    settings = _settings()
 
     async def work(pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():
             await users.set_disabled(conn, args.name, True)
+            ended = await revoke_user_sessions(
+                conn, args.name, "user disabled", Lifetimes.from_settings(settings)
+            )
         await record_event(pool, "user_disable", "success", username=args.name)
-        print(f"disabled user {args.name}")
+        print(f"disabled user {args.name}; ended {ended} session(s)")
         return 0
 
-    return asyncio.run(_with_db(_settings(), work))
+    return asyncio.run(_with_db(settings, work))
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from . import users
     from .audit import record_event
     from .passwords import hash_password
+    from .sessions import Lifetimes, revoke_user_sessions
 
     settings = _settings()
     password_hash = hash_password(_read_password(args.password_stdin))
 
     async def work(pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():
             await users.set_password_hash(conn, args.name, password_hash)
+            ended = await revoke_user_sessions(
+                conn, args.name, "password changed", Lifetimes.from_settings(settings)
+            )
         await record_event(pool, "user_passwd", "success", username=args.name)
-        print(f"changed the password of {args.name}")
+        print(f"changed the password of {args.name}; ended {ended} session(s)")
         return 0
 
     return asyncio.run(_with_db(settings, work))
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    from .keys import list_keys
+
     async def work(pool: asyncpg.Pool) -> int:
-        rows = await pool.fetch(
-            "SELECT kid, algorithm, created_at, retired_at, expires_at FROM signing_keys "
-            "ORDER BY created_at"
-        )
-        print(f"{'KID':44} {'ALG':6} {'STATE':8} CREATED")
+        rows = await list_keys(pool)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        print(f"{'KID':44} {'ALG':6} {'STATE':10} {'CREATED':26} {'RETIRED':26} VERIFIES UNTIL")
         for row in rows:
-            state = "retired" if row["retired_at"] else "signing"
-            created = row["created_at"].isoformat(timespec="seconds")
-            print(f"{row['kid']:44} {row['algorithm']:6} {state:8} {created}")
+            dates = [
+                row[k].isoformat(timespec="seconds") if row[k] else "-"
+                for k in ("created_at", "retired_at", "expires_at")
+            ]
+            print(
+                f"{row['kid']:44} {row['algorithm']:6} {row['state']:10} "
+                f"{dates[0]:26} {dates[1]:26} {dates[2]}"
+            )
         return 0
 
     return asyncio.run(_with_db(_settings(), work))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from .audit import record_event
+    from .keys import rotate_signing_key
+    from .sessions import Lifetimes
+
+    settings = _settings()
+
+    async def work(pool: asyncpg.Pool) -> int:
+        # The old key verifies as long as the longest-lived token it may have signed.
+        verify_for = Lifetimes.from_settings(settings).revocation
+        async with pool.acquire() as conn:
+            kid = await rotate_signing_key(conn, verify_for)
+        await record_event(pool, "keys_rotate", "success", detail={"kid": kid})
+        print(f"new signing key {kid}; the previous one verifies for {verify_for} s more")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -280,7 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
-    keys.add_parser("list", help="list signing keys").set_defaults(func=cmd_keys_list)
+    keys_list = keys.add_parser("list", help="list signing keys with their state and dates")
+    keys_list.add_argument("--json", action="store_true")
+    keys_list.set_defaults(func=cmd_keys_list)
+    keys.add_parser(
+        "rotate", help="make a new signing key; the old one keeps verifying its tokens"
+    ).set_defaults(func=cmd_keys_rotate)
     return parser
 
 

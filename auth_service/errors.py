@@ -16,7 +16,9 @@
     │   ├── TokenTooLong
     │   ├── InvalidToken
     │   │   └── MissingClaim
-    │   └── ExpiredToken
+    │   ├── ExpiredToken
+    │   ├── RevokedToken
+    │   └── RefreshRefused           (sessions.py)
     └── LoginFailed                  (401 on the login endpoints)
 
 Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies.
@@ -35,6 +37,8 @@ class ErrorCode(StrEnum):
     TOKEN_TOO_LONG = "token_too_long"
     INVALID_TOKEN = "invalid_token"
     EXPIRED_TOKEN = "expired_token"
+    REVOKED_TOKEN = "revoked_token"
+    INVALID_GRANT = "invalid_grant"
     INVALID_CREDENTIALS = "invalid_credentials"
     INVALID_REQUEST = "invalid_request"
     INTERNAL_ERROR = "internal_error"
@@ -126,6 +130,12 @@ class ExpiredToken(CredentialError):
     """The token's ``exp`` has passed."""
 
     code = ErrorCode.EXPIRED_TOKEN
+
+
+class RevokedToken(CredentialError):
+    """The token's session has ended (logout, reuse, disabled account, new password)."""
+
+    code = ErrorCode.REVOKED_TOKEN
 
 
 class LoginFailed(AuthServiceError):

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .db import Connection, Executor
 
 SIGNING_ALGORITHM = "ES256"
+KEYS_CHANNEL = "auth_keys"  # NOTIFY: the key set changed, reload it
 _KEYS_LOCK_ID = 0x6B657973  # "keys": one replica generates the first key
 
 
@@ -43,6 +44,11 @@ class KeySet:
 
     signing: SigningKey
     verifying: dict[str, SigningKey]
+
+    @property
+    def fingerprint(self) -> tuple[str, frozenset[str]]:
+        """What identifies this key set: the signing kid and every verifying kid."""
+        return self.signing.kid, frozenset(self.verifying)
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set document."""
@@ -87,6 +93,21 @@ def _load(row: asyncpg.Record) -> SigningKey:
     )
 
 
+async def _insert_new_key(conn: Connection) -> str:
+    kid, pem, jwk = generate_key()
+    await conn.execute(
+        """
+        INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk)
+        VALUES ($1, $2, $3, $4::jsonb)
+        """,
+        kid,
+        SIGNING_ALGORITHM,
+        pem,
+        json.dumps(jwk),
+    )
+    return kid
+
+
 async def ensure_signing_key(conn: Connection) -> bool:
     """Create the first signing key if there is none usable; True when one was created."""
     async with conn.transaction():
@@ -94,18 +115,41 @@ async def ensure_signing_key(conn: Connection) -> bool:
         active = await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL")
         if active:
             return False
-        kid, pem, jwk = generate_key()
+        await _insert_new_key(conn)
+        return True
+
+
+async def rotate_signing_key(conn: Connection, verify_for_seconds: int) -> str:
+    """Make a new key the one that signs; the old one keeps verifying for
+    ``verify_for_seconds`` (the longest lifetime of a token it signed), then leaves the JWKS.
+    Every replica is told at commit. Returns the new kid."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _KEYS_LOCK_ID)
         await conn.execute(
             """
-            INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk)
-            VALUES ($1, $2, $3, $4::jsonb)
+            UPDATE signing_keys
+            SET retired_at = now(), expires_at = now() + make_interval(secs => $1)
+            WHERE retired_at IS NULL
             """,
-            kid,
-            SIGNING_ALGORITHM,
-            pem,
-            json.dumps(jwk),
+            float(verify_for_seconds),
         )
-        return True
+        kid = await _insert_new_key(conn)
+        await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, kid)
+    return kid
+
+
+async def list_keys(conn: Executor) -> list[dict[str, Any]]:
+    """Every key with its state (signing, verifying, expired) and dates, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT kid, algorithm, created_at, retired_at, expires_at,
+               CASE WHEN retired_at IS NULL THEN 'signing'
+                    WHEN expires_at > now() THEN 'verifying'
+                    ELSE 'expired' END AS state
+        FROM signing_keys ORDER BY created_at, kid
+        """
+    )
+    return [dict(r.items()) for r in rows]
 
 
 async def load_key_set(conn: Executor) -> KeySet:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES
     )
 
+    # Sessions: refresh tokens and how replicas learn about revocations and new keys.
+    refresh_idle_ttl_seconds: int = Field(default=7 * 86_400, ge=60, le=365 * 86_400)
+    refresh_absolute_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
+    sync_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
+
     # Browsers: the session cookie and where the login page may send them back to.
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
     cookie_name: str = Field(default="auth_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")

@@ -127,6 +127,9 @@ def _identity(claims: dict[str, Any]) -> Identity:
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise MissingClaim("scope")
+    sid = claims.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise MissingClaim("sid")
     exp = claims["exp"]
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise MissingClaim("exp")
@@ -137,4 +140,5 @@ def _identity(claims: dict[str, Any]) -> Identity:
         scopes=tuple(scope.split()),
         token_id=claims["jti"],
         expires_at=float(exp),
+        session_id=sid,
     )

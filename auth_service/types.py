@@ -15,6 +15,7 @@ class Identity:
     scopes: tuple[str, ...]
     token_id: str
     expires_at: float  # Unix time
+    session_id: str | None = None  # the "sid" claim: the login this token belongs to
 
 
 @dataclass(frozen=True, slots=True)

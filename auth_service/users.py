@@ -66,6 +66,12 @@ async def find_user(conn: Executor, username: str) -> User | None:
     return _to_user(row) if row else None
 
 
+async def find_user_by_id(conn: Executor, user_id: str) -> User | None:
+    """The user with this id, or None."""
+    row = await conn.fetchrow(_SELECT_USER + " WHERE u.id = $1::uuid GROUP BY u.id", user_id)
+    return _to_user(row) if row else None
+
+
 async def get_user(conn: Executor, username: str) -> User:
     """The user called ``username``; ``UserNotFound`` otherwise."""
     user = await find_user(conn, username)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
-from .errors import MalformedCredential, MissingCredential, TokenTooLong
+from .errors import MalformedCredential, MissingCredential, RevokedToken, TokenTooLong
 from .keys import KeySet
 from .tokens import TokenParameters, verify_access_token
 from .types import Identity
@@ -146,12 +146,23 @@ class Authenticator:
     """Turns a request's credential into a cached identity, or raises ``CredentialError``."""
 
     def __init__(
-        self, keys: KeySet, params: TokenParameters, cache: TokenCache, cookie_name: str
+        self,
+        keys: KeySet,
+        params: TokenParameters,
+        cache: TokenCache,
+        cookie_name: str,
+        revoked: Container[str | None] = (),
     ) -> None:
         self.keys = keys
         self.params = params
         self.cache = cache
         self.cookie_name = cookie_name.encode()
+        self.revoked = revoked
+
+    def use_keys(self, keys: KeySet) -> None:
+        """Verify with a new key set (after a rotation); forget what the old one verified."""
+        self.keys = keys
+        self.cache.clear()
 
     def authenticate(
         self, authorization: list[bytes], cookies: list[bytes] | None = None
@@ -165,8 +176,12 @@ class Authenticator:
             token = extract_cookie_token(cookies, self.cookie_name, self.params.max_length)
         if token is None:
             token = extract_bearer_token(authorization, self.params.max_length)
+        cached = True
         entry = self.cache.get(token)
-        if entry is not None:
-            return entry, True
-        identity = verify_access_token(token, self.keys, self.params)
-        return self.cache.put(token, identity), False
+        if entry is None:
+            cached = False
+            entry = self.cache.put(token, verify_access_token(token, self.keys, self.params))
+        # Checked on every request, cached or not: a logout takes effect at once.
+        if entry.identity.session_id in self.revoked:
+            raise RevokedToken("the session of this token has ended")
+        return entry, cached

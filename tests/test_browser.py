@@ -262,3 +262,41 @@ async def test_logout_clears_the_cookie(client: httpx.AsyncClient, database_url:
     assert cookie_value(cleared) == ""
     after = await client.get("/login?logged_out=1")
     assert "You have signed out." in after.text
+
+
+async def test_logout_ends_the_session_even_for_a_kept_cookie(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    await create_user(database_url, "alice")
+    session = cookie_value(cookies_of(await sign_in(client, "/"))["auth_session"])
+    cookie = {"Cookie": f"auth_session={session}"}
+    assert (await client.get(VALIDATE, headers=cookie)).status_code == 200
+    page = await client.get("/logout")
+    csrf = cookie_value(cookies_of(page)["auth_csrf"])
+    await client.post(
+        "/logout",
+        data={"csrf_token": hidden(page.text, "csrf_token")},
+        headers={"Cookie": f"auth_csrf={csrf}; auth_session={session}"},
+    )
+    # A copy of the cookie kept after logout (a stolen one, say) no longer works.
+    refused = await client.get(VALIDATE, headers=cookie)
+    assert refused.status_code == 401 and refused.json()["error"] == "revoked_token"
+
+
+async def test_browser_gets_a_refresh_cookie_for_the_refresh_endpoint_only(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    await create_user(database_url, "alice")
+    response = await sign_in(client, "/")
+    refresh = cookies_of(response)["auth_refresh"]
+    for attribute in ("HttpOnly", "SameSite=strict", "Secure", "Path=/api/v1/auth/refresh"):
+        assert attribute in refresh
+    renewed = await client.post(
+        "/api/v1/auth/refresh", headers={"Cookie": f"auth_refresh={cookie_value(refresh)}"}
+    )
+    assert renewed.status_code == 200, renewed.text
+    assert cookie_value(cookies_of(renewed)["auth_refresh"]) != cookie_value(refresh)
+    ok = await client.get(
+        VALIDATE, headers={"Authorization": f"Bearer {renewed.json()['access_token']}"}
+    )
+    assert ok.headers["x-auth-user"] == "alice"

@@ -13,17 +13,22 @@ import secrets
 from functools import cache
 from importlib import resources
 from string import Template
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import audit
 from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_csrf_token
 from ..errors import CredentialError
+from ..logs import request_id_var
 from ..redirects import safe_redirect
+from ..sessions import revoke_session, start_session
 from ..tokens import issue_access_token
-from .login import MAX_BODY_BYTES, verify_login
+from .bodies import read_form
+from .login import verify_login
+from .sessions import REFRESH_COOKIE, REFRESH_PATH, set_refresh_cookie
 
 _FORM_FIELDS = {"username", "password", "csrf_token", "rd"}
 
@@ -121,32 +126,6 @@ def _login_form(
     return _with_csrf_cookie(request, page, token)
 
 
-async def _read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form with each of our fields at most once; 4xx otherwise."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise HTTPException(415, "the form must be application/x-www-form-urlencoded")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"the form must be at most {MAX_BODY_BYTES} bytes")
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise HTTPException(400, "the form is not valid") from e
-    form: dict[str, str] = {}
-    for name, values in fields.items():
-        if name not in _FORM_FIELDS:
-            continue
-        if len(values) != 1:
-            raise HTTPException(400, f"the field '{name}' is repeated")
-        if any(ord(c) < 0x20 and c not in "\t" for c in values[0]):
-            raise HTTPException(400, f"the field '{name}' has control characters")
-        form[name] = values[0]
-    return form
-
-
 def _same_origin(request: Request) -> bool:
     """A browser's Origin, when sent, must be ours (defence in depth beside the token)."""
     origin = request.headers.get("origin")
@@ -173,7 +152,7 @@ async def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     """``POST /login``: check CSRF and password, set the session cookie, 303 to ``rd``."""
     runtime = request.app.state.runtime
-    form = await _read_form(request)
+    form = await read_form(request, _FORM_FIELDS)
     rd = form.get("rd", "")[:2048]
     if not _same_origin(request) or not check_csrf_token(
         runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
@@ -197,12 +176,16 @@ async def login_submit(request: Request) -> Response:
             status=401,
         )
     settings = runtime.settings
+    async with runtime.pool.acquire() as conn:
+        grant = await start_session(
+            conn, user.id, runtime.lifetimes, absolute=settings.session_ttl_seconds
+        )
     token, lifetime = issue_access_token(
         runtime.keys,
         runtime.token_params,
         user,
         ttl_seconds=settings.session_ttl_seconds,
-        session_id=secrets.token_urlsafe(16),
+        session_id=grant.session_id,
     )
     response = RedirectResponse(_redirect_target(request, rd), status_code=303)
     response.set_cookie(
@@ -215,6 +198,7 @@ async def login_submit(request: Request) -> Response:
         httponly=True,
         samesite="lax",
     )
+    set_refresh_cookie(runtime, response, grant)
     response.delete_cookie(
         CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
     )
@@ -236,12 +220,13 @@ async def logout_page(request: Request) -> Response:
 async def logout_submit(request: Request) -> Response:
     """``POST /logout``: clear the session cookie, then back to the login page."""
     runtime = request.app.state.runtime
-    form = await _read_form(request)
+    form = await read_form(request, _FORM_FIELDS)
     if not _same_origin(request) or not check_csrf_token(
         runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
     ):
         raise HTTPException(403, "the form expired; open the sign-out page again")
     settings = runtime.settings
+    await _end_cookie_session(request)
     rd = form.get("rd")
     target = (
         _redirect_target(request, rd)
@@ -258,10 +243,40 @@ async def logout_submit(request: Request) -> Response:
         samesite="lax",
     )
     response.delete_cookie(
+        REFRESH_COOKIE,
+        path=REFRESH_PATH,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    response.delete_cookie(
         CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
     )
     response.headers["cache-control"] = "no-store"
     return response
+
+
+async def _end_cookie_session(request: Request) -> None:
+    """Revoke the session behind the session cookie, if it is a valid one."""
+    runtime = request.app.state.runtime
+    cookie = request.headers.get("cookie")
+    try:
+        entry, _ = runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
+    except CredentialError:
+        return  # nothing to end: the cookie is cleared all the same
+    session_id = entry.identity.session_id
+    if session_id is not None:
+        async with runtime.pool.acquire() as conn:
+            held_until = await revoke_session(conn, session_id, "logout", runtime.lifetimes)
+        runtime.revocations.add(session_id, held_until)
+        await audit.record_event(
+            runtime.pool,
+            "logout",
+            "success",
+            username=entry.identity.username,
+            request_id=request_id_var.get(),
+            client_addr=request.client.host if request.client else None,
+        )
 
 
 async def home(request: Request) -> Response:

@@ -8,18 +8,19 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .. import audit, users
 from ..errors import ErrorCode
 from ..logs import request_id_var
 from ..metrics import LOGIN_ATTEMPTS
-from ..tokens import issue_access_token
+from ..sessions import start_session
 from ..types import User
+from .bodies import read_json_object
+from .sessions import token_response
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 8192
 MAX_USERNAME_LENGTH = 128
 MAX_PASSWORD_LENGTH = 1024
 
@@ -30,28 +31,6 @@ _FAILED = json.dumps(
         "error_description": "invalid username or password",
     }
 ).encode()
-
-
-async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request body as a JSON object; a 4xx ``HTTPException`` for anything else."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise HTTPException(415, "the body must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise HTTPException(413, f"the body must be at most {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise HTTPException(413, f"the body must be at most {max_bytes} bytes")
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise HTTPException(400, "the body is not valid JSON") from e
-    if not isinstance(value, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return value
 
 
 def _string_field(body: dict[str, Any], name: str, max_length: int) -> str:
@@ -106,8 +85,6 @@ async def login_json(request: Request) -> Response:
             media_type="application/json",
             headers={"cache-control": "no-store"},
         )
-    token, expires_in = issue_access_token(runtime.keys, runtime.token_params, user)
-    return JSONResponse(
-        {"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
-        headers={"cache-control": "no-store", "pragma": "no-cache"},
-    )
+    async with runtime.pool.acquire() as conn:
+        grant = await start_session(conn, user.id, runtime.lifetimes)
+    return token_response(runtime, user, grant)
