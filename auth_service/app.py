@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,12 +19,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import db, keys, users
+from .config import FileConfig, load_config
 from .csrf import load_csrf_key
-from .errors import AuthServiceError, DatabaseError, ErrorCode
+from .errors import AuthServiceError, ConfigurationError, DatabaseError, ErrorCode
 from .forwarded import TrustedProxies
+from .issuers import IssuerRegistry
 from .keys import KeySet
 from .logs import configure_logging, request_id_var
+from .metrics import VALIDATE_REQUESTS
 from .passwords import PasswordWorkers
+from .policy import Rule, compile_rules
 from .routes import browser, login, meta, sessions
 from .routes.context import RequestContextMiddleware
 from .routes.validate import validate_endpoint
@@ -34,6 +41,25 @@ from .validation import Authenticator, TokenCache
 log = logging.getLogger(__name__)
 
 VALIDATE_PATH = "/api/v1/auth/validate"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The access rules in force, with a pre-bound 403 counter for each rule id (the only
+    values the ``reason`` label of a forbidden outcome can take)."""
+
+    rules: tuple[Rule, ...]
+    forbidden: dict[str, Any]
+
+    @classmethod
+    def from_config(cls, config: FileConfig) -> Policy:
+        rules = compile_rules(config.rules)
+        return cls(rules, {r.id: VALIDATE_REQUESTS.labels("forbidden", r.id) for r in rules})
+
+
+def read_config(settings: Settings) -> FileConfig:
+    """The configuration file named by AUTH_CONFIG, or an empty configuration."""
+    return load_config(settings.config) if settings.config else FileConfig()
 
 
 @dataclass(slots=True)
@@ -51,6 +77,8 @@ class Runtime:
     login_url: str
     revocations: RevocationList
     lifetimes: Lifetimes
+    policy: Policy
+    issuers: IssuerRegistry
 
     def use_keys(self, key_set: KeySet) -> None:
         """Sign and verify with a new key set (a rotation seen by ``sync``)."""
@@ -123,7 +151,11 @@ class AuthServiceApp:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
-        async with db.database_url(settings) as dsn:
+        file_config = read_config(settings)
+        async with (
+            db.database_url(settings) as dsn,
+            httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
+        ):
             pool = await db.create_pool(settings, dsn)
             try:
                 async with pool.acquire() as conn:
@@ -133,7 +165,14 @@ class AuthServiceApp:
                     key_set = await keys.load_key_set(conn)
                     csrf_key = await load_csrf_key(conn)
                 await _announce_first_user(pool)
-                runtime = self._build_runtime(pool, key_set, csrf_key)
+                issuers = IssuerRegistry(
+                    file_config.issuers,
+                    http,
+                    cooldown=settings.jwks_cooldown_seconds,
+                    leeway=settings.leeway_seconds,
+                )
+                await issuers.refresh_all()
+                runtime = self._build_runtime(pool, key_set, csrf_key, file_config, issuers)
                 sync = StateSync(
                     dsn,
                     pool,
@@ -143,6 +182,10 @@ class AuthServiceApp:
                     settings.sync_interval_seconds,
                 )
                 await sync.start()
+                jwks_task = asyncio.create_task(
+                    issuers.refresh_periodically(settings.jwks_refresh_seconds)
+                )
+                signals = _install_signal_handlers(runtime)
                 self.runtime = runtime
                 app.state.runtime = runtime
                 log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
@@ -150,12 +193,21 @@ class AuthServiceApp:
                     yield
                 finally:
                     self.runtime = None
+                    _remove_signal_handlers(signals)
+                    jwks_task.cancel()
                     await sync.stop()
                     runtime.passwords.close()
             finally:
                 await pool.close()
 
-    def _build_runtime(self, pool: asyncpg.Pool, key_set: KeySet, csrf_key: bytes) -> Runtime:
+    def _build_runtime(
+        self,
+        pool: asyncpg.Pool,
+        key_set: KeySet,
+        csrf_key: bytes,
+        file_config: FileConfig,
+        issuers: IssuerRegistry,
+    ) -> Runtime:
         settings = self.settings
         params = token_parameters(settings)
         revocations = RevocationList()
@@ -165,14 +217,71 @@ class AuthServiceApp:
             pool=pool,
             keys=key_set,
             token_params=params,
-            authenticator=Authenticator(key_set, params, cache, settings.cookie_name, revocations),
+            authenticator=Authenticator(
+                key_set, params, cache, settings.cookie_name, revocations, issuers
+            ),
             passwords=PasswordWorkers(settings.password_hash_workers),
             trusted_proxies=self.trusted_proxies,
             csrf_key=csrf_key,
             login_url=settings.public_url + "/login",
             revocations=revocations,
             lifetimes=Lifetimes.from_settings(settings),
+            policy=Policy.from_config(file_config),
+            issuers=issuers,
         )
+
+
+def reload_config(runtime: Runtime) -> bool:
+    """SIGHUP: read the configuration file again. A bad file is refused (ERROR) and the rules
+    and issuers in force stay; a good one replaces them. True when the new file took effect."""
+    try:
+        config = read_config(runtime.settings)
+    except ConfigurationError as e:
+        log.error(
+            "configuration reload refused; the previous configuration stays",
+            extra={"error": str(e)},
+        )
+        return False
+    runtime.policy = Policy.from_config(config)
+    added = runtime.issuers.reconfigure(config.issuers)
+    runtime.authenticator.cache.clear()  # decisions may depend on issuer settings
+    _background(runtime.issuers.refresh_some(added))
+    log.info(
+        "configuration reloaded", extra={"rules": len(config.rules), "issuers": len(config.issuers)}
+    )
+    return True
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _background(work: Any) -> None:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def _install_signal_handlers(runtime: Runtime) -> list[int]:
+    """SIGHUP reloads the configuration file; SIGUSR1 refreshes every issuer's JWKS."""
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    handlers = {
+        signal.SIGHUP: lambda: reload_config(runtime),
+        signal.SIGUSR1: lambda: _background(runtime.issuers.refresh_all()),
+    }
+    for number, handler in handlers.items():
+        try:
+            loop.add_signal_handler(number, handler)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread (an embedding host): no signals
+        installed.append(number)
+    return installed
+
+
+def _remove_signal_handlers(numbers: list[int]) -> None:
+    loop = asyncio.get_running_loop()
+    for number in numbers:
+        loop.remove_signal_handler(number)
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> AuthServiceApp:

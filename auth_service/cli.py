@@ -67,6 +67,10 @@ async def _with_db(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
+    if settings.config is not None:
+        from .config import load_config
+
+        load_config(settings.config)  # a bad file stops here, with one clear line
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     if args.workers < 1:
@@ -270,6 +274,36 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import load_config
+
+    path = Path(args.file) if args.file else _settings().config
+    if path is None:
+        raise CommandError("no file given and AUTH_CONFIG is not set")
+    config = load_config(path)
+    print(f"{path}: valid; {len(config.issuers)} issuer(s), {len(config.rules)} rule(s)")
+    for issuer in config.issuers:
+        print(
+            f"issuer {issuer.issuer}  audience={issuer.audience}  "
+            f"username={issuer.username_claim}  groups={issuer.groups_claim}"
+        )
+    if config.rules:
+        print("rules, in evaluation order (the first match decides):")
+    for number, rule in enumerate(config.rules, 1):
+        conditions = [
+            f"host={rule.host}" if rule.host else "",
+            f"path={rule.path}",
+            f"methods={','.join(rule.methods)}" if rule.methods else "",
+            f"groups={','.join(rule.groups)}" if rule.groups else "",
+            f"scopes={','.join(rule.scopes)}" if rule.scopes else "",
+        ]
+        print(f"{number:3}. {rule.id:24} {rule.allow:14} {' '.join(c for c in conditions if c)}")
+    print("otherwise: authenticated")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -312,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(func=cmd_user_passwd)
+
+    check = sub.add_parser("check-config", help="validate a configuration file, list its rules")
+    check.add_argument("file", nargs="?", help="the TOML file (default: AUTH_CONFIG)")
+    check.set_defaults(func=cmd_check_config)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"

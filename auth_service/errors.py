@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     EXPIRED_TOKEN = "expired_token"
     REVOKED_TOKEN = "revoked_token"
     INVALID_GRANT = "invalid_grant"
+    RULE_DENIED = "rule_denied"
     INVALID_CREDENTIALS = "invalid_credentials"
     INVALID_REQUEST = "invalid_request"
     INTERNAL_ERROR = "internal_error"

@@ -40,6 +40,12 @@ TOKEN_CACHE = Counter(
     ["result"],
 )
 
+JWKS_FETCHES = Counter(
+    "auth_jwks_fetches",
+    "JWKS fetches from configured external issuers, by issuer and outcome.",
+    ["issuer", "outcome"],
+)
+
 CACHE_HIT = TOKEN_CACHE.labels("hit")
 CACHE_MISS = TOKEN_CACHE.labels("miss")
 

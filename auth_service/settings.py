@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     cookie_domain: str | None = None
     allowed_redirect_domains: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # The optional TOML file with external issuers and access rules.
+    config: Path | None = None
+    jwks_refresh_seconds: float = Field(default=300.0, ge=5, le=86_400)
+    jwks_cooldown_seconds: float = Field(default=30.0, ge=0.1, le=3_600)
+
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import AuthServiceApp, create_app
-from auth_service.db import apply_migrations, start_embedded_server
+from auth_service.db import apply_migrations, embedded_server
 from auth_service.passwords import hash_password
 from auth_service.settings import Settings
 from auth_service.users import add_user
@@ -41,11 +43,19 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PostgreSQL server with a migrated template database."""
-    url = os.environ.get("AUTH_TEST_DATABASE_URL") or start_embedded_server(
-        tmp_path_factory.mktemp("embedded-pg")
-    )
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server with a migrated template database.
+
+    The embedded server lives in a folder of its own (not under pytest's basetemp, which
+    another pytest session on the machine may prune while this one runs).
+    """
+    folder = None
+    server = None
+    url = os.environ.get("AUTH_TEST_DATABASE_URL")
+    if not url:
+        folder = Path(tempfile.mkdtemp(prefix="auth-service-test-pg-"))
+        server = embedded_server(folder)
+        url = server.get_uri()
 
     async def prepare() -> None:
         conn = await asyncpg.connect(url)
@@ -60,8 +70,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         finally:
             await conn.close()
 
-    asyncio.run(prepare())
-    return url
+    try:
+        asyncio.run(prepare())
+        yield url
+    finally:
+        if server is not None:
+            server.cleanup()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -261,7 +261,7 @@ async def _end_cookie_session(request: Request) -> None:
     runtime = request.app.state.runtime
     cookie = request.headers.get("cookie")
     try:
-        entry, _ = runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
+        entry, _ = await runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
     except CredentialError:
         return  # nothing to end: the cookie is cleared all the same
     session_id = entry.identity.session_id
@@ -284,7 +284,7 @@ async def home(request: Request) -> Response:
     runtime = request.app.state.runtime
     cookie = request.headers.get("cookie")
     try:
-        entry, _ = runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
+        entry, _ = await runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
     except CredentialError:
         return render(
             request,

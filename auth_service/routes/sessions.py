@@ -122,7 +122,7 @@ async def logout(request: Request) -> Response:
     session_id = username = None
     if authorization:
         try:
-            entry, _ = runtime.authenticator.authenticate([v.encode() for v in authorization])
+            entry, _ = await runtime.authenticator.authenticate([v.encode() for v in authorization])
         except CredentialError as refusal:
             return _refused(refusal.description, refusal.code)
         session_id, username = entry.identity.session_id, entry.identity.username

@@ -17,15 +17,17 @@ from ..errors import CredentialError, ErrorCode
 from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
-from ..validation import prefers_html
+from ..policy import Access, Decision, decide, first_match
+from ..validation import CachedIdentity, prefers_html
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..app import Policy, Runtime
     from ..forwarded import ForwardedRequest
 
 log = logging.getLogger("auth_service.validate")
 
 _ALLOWED = VALIDATE_REQUESTS.labels("allowed", "ok")
+_ANONYMOUS = VALIDATE_REQUESTS.labels("allowed", "anonymous")
 _ERROR = VALIDATE_REQUESTS.labels("error", ErrorCode.INTERNAL_ERROR.value)
 _UNAUTHORIZED = {code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for code in ErrorCode}
 _JSON = (b"content-type", b"application/json")
@@ -36,7 +38,7 @@ _REDIRECT_METHODS = {"GET", "HEAD"}
 
 
 async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: Any) -> None:
-    """Answer one validate request: 200 with identity headers, 401/302, 400, or 500."""
+    """Answer one validate request: 200 with identity headers, 401/302, 403, 400, or 500."""
     started = time.perf_counter()
     authorization: list[bytes] = []
     cookies: list[bytes] = []
@@ -63,9 +65,19 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
         except UnsafePath as unsafe:
             await _refuse(send, ErrorCode.INVALID_REQUEST, str(unsafe), request_id, 400, [])
             return
+        policy = runtime.policy
+        rule = (
+            first_match(policy.rules, original.host, original.path, original.method)
+            if policy.rules
+            else None
+        )
         try:
-            entry, cached = runtime.authenticator.authenticate(authorization, cookies)
+            entry, cached = await runtime.authenticator.authenticate(authorization, cookies)
         except CredentialError as refusal:
+            if rule is not None and rule.allow is not Access.AUTHENTICATED:
+                # Anonymous pages ignore a bad credential; denied ones refuse everybody.
+                await _by_rule(send, decide(None, rule), None, request_id, original, policy)
+                return
             await _unauthorized(runtime, send, refusal, request_id, original, accept)
             return
         except Exception:
@@ -75,24 +87,76 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             await _send(send, 500, [_JSON, _NO_STORE], request_id, body)
             return
         (CACHE_HIT if cached else CACHE_MISS).inc()
+        if rule is not None:
+            await _by_rule(send, decide(entry.identity, rule), entry, request_id, original, policy)
+            return
         _ALLOWED.inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "allowed",
-                extra={
-                    "auth_stage": "policy",
-                    "user": entry.identity.username,
-                    "token_cache": "hit" if cached else "miss",
-                    "method": original.method,
-                    "host": original.host,
-                    "path": original.path,
-                    "client_ip": original.client_ip,
-                },
-            )
+            _log_decision("allowed", entry, cached, original)
         await _send(send, 200, [_NO_STORE, *entry.headers], request_id, b"")
     finally:
         VALIDATE_DURATION.observe(time.perf_counter() - started)
         request_id_var.reset(context)
+
+
+def _log_decision(
+    message: str,
+    entry: CachedIdentity | None,
+    cached: bool | None,
+    original: ForwardedRequest,
+    **extra: Any,
+) -> None:
+    log.debug(
+        message,
+        extra={
+            "auth_stage": "policy",
+            "user": entry.identity.username if entry else None,
+            "token_cache": None if cached is None else ("hit" if cached else "miss"),
+            "method": original.method,
+            "host": original.host,
+            "path": original.path,
+            "client_ip": original.client_ip,
+            **extra,
+        },
+    )
+
+
+async def _by_rule(
+    send: Any,
+    decision: Decision,
+    entry: CachedIdentity | None,
+    request_id: str,
+    original: ForwardedRequest,
+    policy: Policy,
+) -> None:
+    """Answer as the matching access rule decided: 200 (with identity when known) or 403."""
+    if log.isEnabledFor(logging.DEBUG):
+        _log_decision(
+            "allowed" if decision.allowed else "forbidden",
+            entry,
+            None,
+            original,
+            rule=decision.rule_id,
+            reason=decision.reason,
+            **({} if decision.allowed else {"error_type": ErrorCode.RULE_DENIED.value}),
+        )
+    if decision.allowed:
+        (_ALLOWED if entry else _ANONYMOUS).inc()
+        headers = [_NO_STORE, *entry.headers] if entry else [_NO_STORE]
+        await _send(send, 200, headers, request_id, b"")
+        return
+    if decision.status == 401:  # an "authenticated" rule and no credential: not reached
+        raise AssertionError("401 decisions are answered by _unauthorized")
+    policy.forbidden[decision.rule_id or ""].inc()
+    body = json.dumps(
+        {
+            "error": ErrorCode.RULE_DENIED.value,
+            "error_description": decision.reason,
+            "rule": decision.rule_id,
+            "request_id": request_id,
+        }
+    ).encode()
+    await _send(send, 403, [_JSON, _NO_STORE], request_id, body)
 
 
 async def _unauthorized(

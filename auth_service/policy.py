@@ -1,0 +1,126 @@
+"""Access rules: the first rule matching a request's host, normalised path and method decides.
+
+Pure functions, no I/O. Globs: ``*`` matches within one path segment, ``**`` across segments,
+and ``/admin/**`` also matches ``/admin`` itself. No matching rule means "authenticated".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .config import RuleConfig
+from .forwarded import normalise_path
+from .types import Identity
+
+
+class Access(StrEnum):
+    """What a rule allows."""
+
+    ANONYMOUS = "anonymous"
+    AUTHENTICATED = "authenticated"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule compiled for matching."""
+
+    id: str
+    allow: Access
+    path: re.Pattern[str]
+    host: str | None  # lower-case; a leading "*." means any subdomain
+    methods: frozenset[str] | None
+    groups: frozenset[str]
+    scopes: frozenset[str]
+
+    def matches(self, host: str, path: str, method: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.host is not None and not _host_matches(self.host, host):
+            return False
+        return self.path.fullmatch(path) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of the policy for one request."""
+
+    allowed: bool
+    status: int  # 200, 401 or 403
+    rule_id: str | None
+    reason: str
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a path glob (applied to normalised paths, so the pattern is normalised too)."""
+    normalised = normalise_path(pattern) if "*" not in pattern else pattern
+    regex = ""
+    i = 0
+    while i < len(normalised):
+        if normalised.startswith("/**", i):
+            regex += "(?:/.*)?"
+            i += 3
+        elif normalised.startswith("**", i):
+            regex += ".*"
+            i += 2
+        elif normalised[i] == "*":
+            regex += "[^/]*"
+            i += 1
+        else:
+            regex += re.escape(normalised[i])
+            i += 1
+    return re.compile(regex)
+
+
+def compile_rules(configs: Iterable[RuleConfig]) -> tuple[Rule, ...]:
+    """Rules ready for ``decide``, in evaluation order."""
+    return tuple(
+        Rule(
+            id=c.id,
+            allow=Access(c.allow),
+            path=glob_to_regex(c.path),
+            host=c.host.lower() if c.host else None,
+            methods=frozenset(c.methods) if c.methods else None,
+            groups=frozenset(c.groups),
+            scopes=frozenset(c.scopes),
+        )
+        for c in configs
+    )
+
+
+def _host_matches(rule_host: str, host: str) -> bool:
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    host = host.rstrip(".").lower()
+    if rule_host.startswith("*."):
+        return host.endswith(rule_host[1:]) and len(host) > len(rule_host) - 1
+    return host == rule_host
+
+
+def first_match(rules: tuple[Rule, ...], host: str, path: str, method: str) -> Rule | None:
+    """The rule that decides for this request, if any."""
+    for rule in rules:
+        if rule.matches(host, path, method):
+            return rule
+    return None
+
+
+def decide(identity: Identity | None, rule: Rule | None) -> Decision:
+    """The decision for a request whose matching rule is ``rule`` (None: no rule matched)."""
+    if rule is None:
+        if identity is None:
+            return Decision(False, 401, None, "authentication required")
+        return Decision(True, 200, None, "authenticated")
+    if rule.allow is Access.ANONYMOUS:
+        return Decision(True, 200, rule.id, "anonymous access")
+    if rule.allow is Access.DENY:
+        return Decision(False, 403, rule.id, "denied by rule")
+    if identity is None:
+        return Decision(False, 401, rule.id, "authentication required")
+    if rule.groups and rule.groups.isdisjoint(identity.groups):
+        return Decision(False, 403, rule.id, "not in any of the required groups")
+    if rule.scopes and not rule.scopes.issubset(identity.scopes):
+        return Decision(False, 403, rule.id, "missing a required scope")
+    return Decision(True, 200, rule.id, "authenticated")

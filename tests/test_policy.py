@@ -1,0 +1,253 @@
+"""Access rules: first match wins, on the normalised path, through the validate endpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from auth_service.app import AuthServiceApp, create_app
+from auth_service.config import RuleConfig
+from auth_service.policy import compile_rules, decide, first_match, glob_to_regex
+from auth_service.settings import Settings
+from auth_service.tokens import issue_access_token
+from auth_service.types import Identity, User
+
+from .conftest import Served
+
+VALIDATE = "/api/v1/auth/validate"
+RULES = """
+[[rules]]
+id = "health"
+path = "/healthz"
+allow = "anonymous"
+
+[[rules]]
+id = "public"
+path = "/public/**"
+allow = "anonymous"
+
+[[rules]]
+id = "blocked"
+path = "/internal/**"
+allow = "deny"
+
+[[rules]]
+id = "admin-only"
+path = "/admin/**"
+groups = ["admins"]
+
+[[rules]]
+id = "orders-write"
+host = "*.example.com"
+path = "/orders/*/items"
+methods = ["POST", "PUT"]
+scopes = ["orders:write"]
+
+[[rules]]
+id = "reports"
+host = "reports.example.com"
+path = "/**"
+groups = ["finance", "admins"]
+"""
+
+
+@pytest.fixture
+async def app(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[AuthServiceApp]:
+    (tmp_path / "rules.toml").write_text(RULES)
+    application = create_app(make_settings(config=tmp_path / "rules.toml"), configure_logs=False)
+    async with LifespanManager(application, startup_timeout=30):
+        yield application
+
+
+async def ask(
+    client: httpx.AsyncClient,
+    token: str | None,
+    path: str,
+    *,
+    host: str = "app.example.com",
+    method: str = "GET",
+) -> httpx.Response:
+    headers = {"X-Forwarded-Host": host, "X-Forwarded-Uri": path, "X-Forwarded-Method": method}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return await client.get(VALIDATE, headers=headers)
+
+
+@pytest.fixture
+def tokens(app: AuthServiceApp) -> dict[str, str]:
+    """Access tokens signed by the running service (validate never looks users up)."""
+    assert app.runtime is not None
+    groups = {"root": ("admins",), "dana": ("finance",), "eve": ()}
+    return {
+        name: issue_access_token(
+            app.runtime.keys,
+            app.runtime.token_params,
+            User(f"id-{name}", name, "", False, group, "", ""),
+        )[0]
+        for name, group in groups.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "host", "method", "status", "rule"),
+    [
+        (None, "/healthz", "app.example.com", "GET", 200, None),
+        (None, "/public/logo.png", "app.example.com", "GET", 200, None),
+        (None, "/public", "app.example.com", "GET", 200, None),
+        (None, "/private", "app.example.com", "GET", 401, None),
+        ("eve", "/private", "app.example.com", "GET", 200, None),
+        ("root", "/internal/metrics", "app.example.com", "GET", 403, "blocked"),
+        (None, "/internal/metrics", "app.example.com", "GET", 403, "blocked"),
+        ("eve", "/admin/users", "app.example.com", "GET", 403, "admin-only"),
+        ("root", "/admin/users", "app.example.com", "GET", 200, None),
+        (None, "/admin/users", "app.example.com", "GET", 401, None),
+        ("eve", "/orders/7/items", "shop.example.com", "POST", 403, "orders-write"),
+        ("eve", "/orders/7/items", "shop.example.com", "GET", 200, None),
+        ("eve", "/orders/7/items", "shop.example.org", "POST", 200, None),
+        ("dana", "/q3", "reports.example.com", "GET", 200, None),
+        ("eve", "/q3", "reports.example.com", "GET", 403, "reports"),
+        ("eve", "/q3", "REPORTS.example.com:443", "GET", 403, "reports"),
+    ],
+)
+async def test_rule_decisions(
+    client: httpx.AsyncClient,
+    tokens: dict[str, str],
+    who: str | None,
+    path: str,
+    host: str,
+    method: str,
+    status: int,
+    rule: str | None,
+) -> None:
+    response = await ask(client, tokens[who] if who else None, path, host=host, method=method)
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert response.json()["error"] == "rule_denied"
+        assert response.json()["rule"] == rule
+    if status == 200 and who:
+        assert response.headers["x-auth-user"] == who
+    if status == 200 and not who:
+        assert "x-auth-user" not in response.headers
+
+
+async def test_an_anonymous_page_ignores_a_bad_credential(client: httpx.AsyncClient) -> None:
+    response = await ask(client, "garbage.token.here", "/public/x")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "/admin/users",
+        "/admin//users",
+        "//admin/users",
+        "/admin/./users",
+        "/public/../admin/users",
+        "/%61dmin/users",
+        "/%2e%2e/admin/users",
+        "/public/%2e%2e/admin/users",
+        "/public/%2E%2e/admin/users",
+        "/public%2f..%2fadmin/users",
+        "/public%2F..%2Fadmin%2Fusers",
+        "/public/..%5cadmin/users",
+        "/public\\..\\admin\\users",
+        "/admin;x=1/users",
+        "/admin/users;jsessionid=1",
+        "/admin/users?x=/public",
+        "/admin/users#/public",
+        "/admin/users/.",
+        "/public/../../admin/users",
+        "/./public/./../admin/./users",
+    ],
+)
+async def test_every_spelling_gets_the_decision_of_the_canonical_path(
+    client: httpx.AsyncClient, tokens: dict[str, str], spelling: str
+) -> None:
+    # eve is not an admin: the canonical /admin/users is forbidden to her, and anonymous
+    # callers must authenticate; no spelling may reach the anonymous /public rule instead.
+    forbidden = await ask(client, tokens["eve"], spelling)
+    assert forbidden.status_code == 403, spelling
+    assert forbidden.json()["rule"] == "admin-only"
+    anonymous = await ask(client, None, spelling)
+    assert anonymous.status_code == 401, spelling
+
+
+async def test_forbidden_outcomes_are_counted_by_rule_id(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    await ask(client, tokens["eve"], "/admin/x")
+    metrics = (await client.get("/metrics")).text
+    assert 'auth_validate_requests_total{outcome="forbidden",reason="admin-only"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("/admin/**", "/admin", True),
+        ("/admin/**", "/admin/", True),
+        ("/admin/**", "/admin/a/b/c", True),
+        ("/admin/**", "/administrator", False),
+        ("/api/*/items", "/api/7/items", True),
+        ("/api/*/items", "/api/7/8/items", False),
+        ("/a/**/z", "/a/z", True),
+        ("/a/**/z", "/a/b/c/z", True),
+        ("/**", "/", True),
+        ("/files/*.pdf", "/files/report.pdf", True),
+        ("/files/*.pdf", "/files/x/report.pdf", False),
+        ("/exact", "/exact/", False),
+    ],
+)
+def test_globs(pattern: str, path: str, matches: bool) -> None:
+    assert (glob_to_regex(pattern).fullmatch(path) is not None) is matches
+
+
+def test_decide_without_rules_and_with_scopes() -> None:
+    carol = Identity("id", "carol", ("dev",), ("orders:read",), "jti", time.time() + 60)
+    assert decide(None, None).status == 401
+    assert decide(carol, None).allowed
+    rules = compile_rules(
+        [RuleConfig(id="w", path="/w/**", scopes=("orders:read", "orders:write"))]
+    )
+    rule = first_match(rules, "h", "/w/x", "GET")
+    assert rule is not None and decide(carol, rule).status == 403
+    assert first_match(rules, "h", "/other", "GET") is None
+
+
+def test_sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad(
+    database_url: str, serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    config = tmp_path / "rules.toml"
+    config.write_text('[[rules]]\nid = "open"\npath = "/open/**"\nallow = "anonymous"\n')
+    served = serve(AUTH_DATABASE_URL=database_url, AUTH_CONFIG=str(config))
+
+    def status(path: str) -> int:
+        return httpx.get(served.url + VALIDATE, headers={"X-Forwarded-Uri": path}).status_code
+
+    def wait_for(path: str, expected: int) -> None:
+        deadline = time.monotonic() + 5
+        while status(path) != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status(path) == expected
+
+    assert status("/open/x") == 200 and status("/closed") == 401
+    config.write_text('[[rules]]\nid = "closed"\npath = "/closed"\nallow = "deny"\n')
+    os.kill(served.process.pid, signal.SIGHUP)
+    wait_for("/closed", 403)
+    assert status("/open/x") == 401  # the old rule is gone
+
+    config.write_text('[[rules]]\nid = "broken"\nallow = "sometimes"\n')
+    os.kill(served.process.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration reload refused" not in served.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "configuration reload refused" in served.log_text()
+    assert status("/closed") == 403  # the previous rules stay in force
