@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import db, keys, users
+from . import db, keys, metrics, users
 from .config import FileConfig, load_config
 from .csrf import load_csrf_key
 from .errors import AuthServiceError, ConfigurationError, DatabaseError, ErrorCode
@@ -79,6 +79,17 @@ class Runtime:
     lifetimes: Lifetimes
     policy: Policy
     issuers: IssuerRegistry
+
+    def state_gauges(self) -> dict[str, float]:
+        """What /metrics reports about this process's state."""
+        return {
+            "auth_db_pool_connections": self.pool.get_size(),
+            "auth_db_pool_idle_connections": self.pool.get_idle_size(),
+            "auth_db_pool_max_connections": self.pool.get_max_size(),
+            "auth_revoked_sessions": len(self.revocations),
+            "auth_token_cache_entries": len(self.authenticator.cache),
+            "auth_signing_keys": len(self.keys.verifying),
+        }
 
     def use_keys(self, key_set: KeySet) -> None:
         """Sign and verify with a new key set (a rotation seen by ``sync``)."""
@@ -186,6 +197,12 @@ class AuthServiceApp:
                     issuers.refresh_periodically(settings.jwks_refresh_seconds)
                 )
                 signals = _install_signal_handlers(runtime)
+                metrics.watch_state(runtime.state_gauges)
+                summaries = (
+                    asyncio.create_task(metrics.log_summaries(settings.summary_interval_seconds))
+                    if settings.summary_interval_seconds
+                    else None
+                )
                 self.runtime = runtime
                 app.state.runtime = runtime
                 log.info("auth-service ready", extra={"signing_kid": key_set.signing.kid})
@@ -193,6 +210,9 @@ class AuthServiceApp:
                     yield
                 finally:
                     self.runtime = None
+                    metrics.watch_state(None)
+                    if summaries is not None:
+                        summaries.cancel()
                     _remove_signal_handlers(signals)
                     jwks_task.cancel()
                     await sync.stop()

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+from . import diagnose, status
 from .errors import AuthServiceError, InvalidPassword
 from .settings import Settings
 
@@ -204,6 +205,13 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
                 conn, args.name, "user disabled", Lifetimes.from_settings(settings)
             )
         await record_event(pool, "user_disable", "success", username=args.name)
+        await record_event(
+            pool,
+            "revocation",
+            "success",
+            username=args.name,
+            detail={"reason": "user disabled", "sessions": ended},
+        )
         print(f"disabled user {args.name}; ended {ended} session(s)")
         return 0
 
@@ -226,6 +234,13 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
                 conn, args.name, "password changed", Lifetimes.from_settings(settings)
             )
         await record_event(pool, "user_passwd", "success", username=args.name)
+        await record_event(
+            pool,
+            "revocation",
+            "success",
+            username=args.name,
+            detail={"reason": "password changed", "sessions": ended},
+        )
         print(f"changed the password of {args.name}; ended {ended} session(s)")
         return 0
 
@@ -304,6 +319,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import list_events, parse_since
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as e:
+        raise CommandError(f"--since: not a duration (30m, 1h, 7d) or a date: {args.since}") from e
+
+    async def work(pool: asyncpg.Pool) -> int:
+        rows = await list_events(pool, username=args.user, since=since, limit=args.limit)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        print(
+            f"{'TIME':25} {'EVENT':13} {'OUTCOME':8} {'USER':20} {'CLIENT':16} "
+            f"{'REQUEST':18} DETAIL"
+        )
+        for row in rows:
+            detail = json.dumps(row["detail"]) if row["detail"] else ""
+            print(
+                f"{row['occurred_at'].isoformat(timespec='seconds'):25} {row['event']:13} "
+                f"{row['outcome']:8} {row['username'] or '-':20} {row['client_addr'] or '-':16} "
+                f"{row['request_id'] or '-':18} {detail}"
+            )
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -347,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(func=cmd_user_passwd)
 
+    audit = sub.add_parser("audit", help="list audit events (logins, logouts, changes)")
+    audit.add_argument("--user", help="only this user's events")
+    audit.add_argument("--since", help="e.g. 30m, 1h, 7d, or an ISO 8601 date")
+    audit.add_argument("--limit", type=int, default=1000, help="newest N events (default 1000)")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=cmd_audit)
+
     check = sub.add_parser("check-config", help="validate a configuration file, list its rules")
     check.add_argument("file", nargs="?", help="the TOML file (default: AUTH_CONFIG)")
     check.set_defaults(func=cmd_check_config)
@@ -360,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser(
         "rotate", help="make a new signing key; the old one keeps verifying its tokens"
     ).set_defaults(func=cmd_keys_rotate)
+    diagnose.add_parser(sub)
+    status.add_parser(sub)
     return parser
 
 

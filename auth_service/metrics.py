@@ -6,16 +6,25 @@ so that every worker writes its values there and one scrape sees them all.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 VALIDATE_OUTCOMES = ("allowed", "unauthorized", "forbidden", "error")
 
@@ -50,10 +59,88 @@ CACHE_HIT = TOKEN_CACHE.labels("hit")
 CACHE_MISS = TOKEN_CACHE.labels("miss")
 
 
+class StateCollector(Collector):
+    """Gauges read from the running service at scrape time (cheap: no I/O)."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        values = self._read()
+        for name, help_text in _STATE_GAUGES.items():
+            if name in values:
+                yield GaugeMetricFamily(name, help_text, value=values[name])
+        info = GaugeMetricFamily("auth_build_info", "Version of auth-service.", labels=["version"])
+        info.add_metric([version("auth-service")], 1.0)
+        yield info
+
+
+_STATE_GAUGES = {
+    "auth_db_pool_connections": "Connections open in the database pool.",
+    "auth_db_pool_idle_connections": "Idle connections in the database pool.",
+    "auth_db_pool_max_connections": "Largest size the database pool may reach.",
+    "auth_revoked_sessions": "Revoked session ids held in memory.",
+    "auth_token_cache_entries": "Verified tokens held in the cache.",
+    "auth_signing_keys": "Our keys that currently verify tokens.",
+}
+_state: StateCollector | None = None
+
+
+def watch_state(read: Callable[[], dict[str, float]] | None) -> None:
+    """Expose ``read()``'s gauges on /metrics (None: stop)."""
+    global _state
+    if _state is not None:
+        REGISTRY.unregister(_state)
+    _state = StateCollector(read) if read else None
+    if _state is not None:
+        REGISTRY.register(_state)
+
+
+def counter_totals(counter: Counter) -> dict[tuple[str, ...], float]:
+    """This process's current value of each labelled child of ``counter``."""
+    totals: dict[tuple[str, ...], float] = {}
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                totals[tuple(sample.labels.values())] = sample.value
+    return totals
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of every metric (of every worker in multi-process mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        if _state is not None:
+            registry.register(_state)  # this worker's own state
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def _outcome_totals() -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for (outcome, _reason), value in counter_totals(VALIDATE_REQUESTS).items():
+        totals[outcome] = totals.get(outcome, 0.0) + value
+    return totals
+
+
+async def log_summaries(interval: float) -> None:
+    """Every ``interval`` seconds, one INFO line with the validate outcomes since the last one,
+    so that the 401 rate shows in logs kept at INFO (expected 401s are only DEBUG lines)."""
+    previous = _outcome_totals()
+    while True:
+        await asyncio.sleep(interval)
+        current = _outcome_totals()
+        counts = {o: int(current.get(o, 0) - previous.get(o, 0)) for o in VALIDATE_OUTCOMES}
+        previous = current
+        total = sum(counts.values())
+        if total:
+            log.info(
+                "validate summary",
+                extra={
+                    **counts,
+                    "total": total,
+                    "unauthorized_ratio": round(counts["unauthorized"] / total, 4),
+                    "interval_seconds": interval,
+                },
+            )

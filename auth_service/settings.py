@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     jwks_cooldown_seconds: float = Field(default=30.0, ge=0.1, le=3_600)
 
     # Logging.
+    summary_interval_seconds: float = Field(default=60.0, ge=0, le=86_400)  # 0: no summaries
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = False

@@ -89,10 +89,11 @@ async def refresh(request: Request) -> Response:
             grant = await rotate_refresh_token(conn, token, runtime.lifetimes)
     except RefreshRefused as refusal:
         log.info("refresh refused", extra={"reason": refusal.description})
+        reuse = "reuse" in refusal.description  # the session was revoked for it
         await audit.record_event(
             runtime.pool,
-            "refresh",
-            "failure",
+            "revocation" if reuse else "refresh",
+            "success" if reuse else "failure",
             request_id=request_id_var.get(),
             client_addr=client,
             detail={"reason": refusal.description},
