@@ -30,6 +30,10 @@ class RefreshRefused(CredentialError):
 
     code = ErrorCode.INVALID_GRANT
 
+    def __init__(self, description: str, revoked: tuple[str, float] | None = None) -> None:
+        super().__init__(description)
+        self.revoked = revoked  # (session id, held until) when this refusal revoked a session
+
 
 @dataclass(frozen=True, slots=True)
 class Lifetimes:
@@ -125,11 +129,15 @@ async def rotate_refresh_token(conn: Connection, token: str, lifetimes: Lifetime
         if row is None:
             raise RefreshRefused("unknown refresh token")
         refusal = None
+        revoked = None
         now = _now()
         if row["revoked_at"] is not None:
             refusal = "the session has ended"
         elif row["retired_at"] is not None:
-            await revoke_session(conn, row["session_id"], "refresh token reuse", lifetimes)
+            held_until = await revoke_session(
+                conn, row["session_id"], "refresh token reuse", lifetimes
+            )
+            revoked = (str(row["session_id"]), held_until)
             refusal = "refresh token reuse: the session has been revoked"
         elif row["disabled"]:
             refusal = "the account is disabled"
@@ -144,7 +152,7 @@ async def rotate_refresh_token(conn: Connection, token: str, lifetimes: Lifetime
             )
     # Outside the transaction, so that a revocation for reuse is committed, not rolled back.
     if refusal is not None:
-        raise RefreshRefused(refusal)
+        raise RefreshRefused(refusal, revoked)
     return SessionGrant(row["session_id"], row["user_id"], new_token, expires_in)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -59,10 +60,9 @@ class StateSync:
         """Stop following changes."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            # The loop logs its own failures; stopping must not fail because of one.
+            with suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def _on_revocation(self, conn: object, pid: int, channel: str, payload: object) -> None:
         session_id, _, expires = str(payload).partition(" ")
@@ -101,12 +101,15 @@ class StateSync:
                     self._wake.clear()
                     await listener.execute("SELECT 1")  # notices a dead connection
                     await self.refresh()
-            except _DB_ERRORS as e:
+            except Exception as e:
                 self.connected = False
                 if not failing:
-                    log.warning(
+                    level = logging.WARNING if isinstance(e, _DB_ERRORS) else logging.ERROR
+                    log.log(
+                        level,
                         "lost the database connection for revocations and keys; retrying",
                         extra={"error": type(e).__name__},
+                        exc_info=level == logging.ERROR,
                     )
                 failing = True
             finally:

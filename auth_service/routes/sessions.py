@@ -89,7 +89,9 @@ async def refresh(request: Request) -> Response:
             grant = await rotate_refresh_token(conn, token, runtime.lifetimes)
     except RefreshRefused as refusal:
         log.info("refresh refused", extra={"reason": refusal.description})
-        reuse = "reuse" in refusal.description  # the session was revoked for it
+        reuse = refusal.revoked is not None  # the session was revoked for it
+        if refusal.revoked is not None:
+            runtime.revocations.add(*refusal.revoked)  # here at once; elsewhere by NOTIFY
         await audit.record_event(
             runtime.pool,
             "revocation" if reuse else "refresh",
