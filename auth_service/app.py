@@ -35,6 +35,7 @@ from .routes.validate import validate_endpoint
 from .sessions import Lifetimes, RevocationList
 from .settings import Settings
 from .sync import StateSync
+from .throttle import ThrottlePolicy
 from .tokens import TokenParameters
 from .validation import Authenticator, TokenCache
 
@@ -79,6 +80,8 @@ class Runtime:
     lifetimes: Lifetimes
     policy: Policy
     issuers: IssuerRegistry
+    throttle: ThrottlePolicy
+    metrics_allow: TrustedProxies | None  # None: everyone
 
     def state_gauges(self) -> dict[str, float]:
         """What /metrics reports about this process's state."""
@@ -134,6 +137,7 @@ class AuthServiceApp:
                 Route("/", browser.home, methods=["GET"]),
                 Route("/.well-known/jwks.json", meta.jwks, methods=["GET"]),
                 Route("/metrics", meta.metrics, methods=["GET"]),
+                Route("/openapi.json", meta.openapi, methods=["GET"]),
                 Route("/health/live", meta.live, methods=["GET"]),
                 Route("/health/ready", meta.ready, methods=["GET"]),
                 Route("/health", meta.health, methods=["GET"]),
@@ -248,6 +252,10 @@ class AuthServiceApp:
             lifetimes=Lifetimes.from_settings(settings),
             policy=Policy.from_config(file_config),
             issuers=issuers,
+            throttle=ThrottlePolicy.from_settings(settings),
+            metrics_allow=TrustedProxies(settings.metrics_allow)
+            if settings.metrics_allow
+            else None,
         )
 
 
@@ -332,7 +340,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code >= 500:
         code = "service_unavailable"
     return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers={"cache-control": "no-store", **(exc.headers or {})},
     )
 
 
@@ -347,7 +357,13 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     ):
         log.error("database unavailable: %s", type(exc).__name__)
         return JSONResponse(
-            error_body("service_unavailable", "the database is unavailable"), status_code=503
+            error_body("service_unavailable", "the database is unavailable"),
+            status_code=503,
+            headers={"cache-control": "no-store"},
         )
     log.error("request failed: %s", exc)
-    return JSONResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status_code=500)
+    return JSONResponse(
+        error_body(ErrorCode.INTERNAL_ERROR, "internal error"),
+        status_code=500,
+        headers={"cache-control": "no-store"},
+    )

@@ -40,6 +40,17 @@ def _settings() -> Settings:
         raise CommandError(f"invalid configuration: {problems}") from e
 
 
+def _read_new_password(from_stdin: bool, username: str) -> str:
+    """A new password, checked against the password policy."""
+    from .passwords import check_password_acceptable
+
+    password = _read_password(from_stdin)
+    check_password_acceptable(password)
+    if password.lower() == username.lower():
+        raise InvalidPassword("the password must not be the user name")
+    return password
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -131,7 +142,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     users.check_username(args.name)
     for group in args.group:
         users.check_group(group)
-    password_hash = hash_password(_read_password(args.password_stdin))
+    password_hash = hash_password(_read_new_password(args.password_stdin, args.name))
 
     async def work(pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn:
@@ -218,6 +229,20 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_user_unlock(args: argparse.Namespace) -> int:
+    from . import throttle, users
+    from .audit import record_event
+
+    async def work(pool: asyncpg.Pool) -> int:
+        await users.get_user(pool, args.name)  # an unknown name is an error
+        cleared = await throttle.unlock(pool, args.name)
+        await record_event(pool, "user_unlock", "success", username=args.name)
+        print(f"unlocked {args.name}" if cleared else f"{args.name} was not locked")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), work))
+
+
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from . import users
     from .audit import record_event
@@ -225,7 +250,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     from .sessions import Lifetimes, revoke_user_sessions
 
     settings = _settings()
-    password_hash = hash_password(_read_password(args.password_stdin))
+    password_hash = hash_password(_read_new_password(args.password_stdin, args.name))
 
     async def work(pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn, conn.transaction():
@@ -386,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     disable = user.add_parser("disable", help="disable a user")
     disable.add_argument("name")
     disable.set_defaults(func=cmd_user_disable)
+    unlock = user.add_parser("unlock", help="clear a user's failed logins and lock")
+    unlock.add_argument("name")
+    unlock.set_defaults(func=cmd_user_unlock)
     passwd = user.add_parser("passwd", help="change a user's password")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")

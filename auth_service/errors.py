@@ -19,6 +19,7 @@
     │   ├── ExpiredToken
     │   ├── RevokedToken
     │   └── RefreshRefused           (sessions.py)
+    ├── LoginThrottled               (429 on the login endpoints)
     └── LoginFailed                  (401 on the login endpoints)
 
 Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies.
@@ -40,6 +41,7 @@ class ErrorCode(StrEnum):
     REVOKED_TOKEN = "revoked_token"
     INVALID_GRANT = "invalid_grant"
     RULE_DENIED = "rule_denied"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
     INVALID_CREDENTIALS = "invalid_credentials"
     INVALID_REQUEST = "invalid_request"
     INTERNAL_ERROR = "internal_error"
@@ -137,6 +139,14 @@ class RevokedToken(CredentialError):
     """The token's session has ended (logout, reuse, disabled account, new password)."""
 
     code = ErrorCode.REVOKED_TOKEN
+
+
+class LoginThrottled(AuthServiceError):
+    """Too many failed logins for this account or address: wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class LoginFailed(AuthServiceError):

@@ -10,19 +10,40 @@ from __future__ import annotations
 import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .errors import InvalidPassword
 
+MIN_PASSWORD_LENGTH = 8  # characters; 15 or more is recommended (README)
 MAX_PASSWORD_LENGTH = 1024  # bytes of UTF-8: longer input is refused before hashing
 
 _HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1)
 
 
+@cache
+def _common_passwords() -> frozenset[str]:
+    text = resources.files("auth_service").joinpath("data", "common-passwords.txt").read_text()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
 def check_password_acceptable(password: str) -> None:
-    """Refuse passwords that cannot be stored (the policy of issue "passwords" adds more)."""
+    """Refuse storable-but-weak passwords (NIST SP 800-63B style: a minimum length, no
+    composition rules, and not one of the commonly used passwords) and unstorable ones."""
+    check_password_storable(password)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidPassword(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if password.lower() in _common_passwords():
+        raise InvalidPassword("the password is too common; choose another")
+
+
+def check_password_storable(password: str) -> None:
+    """Refuse what cannot be hashed: nothing at all, or more than the byte limit."""
     if not password:
         raise InvalidPassword("the password is empty")
     if len(password.encode("utf-8")) > MAX_PASSWORD_LENGTH:
@@ -31,7 +52,7 @@ def check_password_acceptable(password: str) -> None:
 
 def hash_password(password: str) -> str:
     """An argon2id PHC string for ``password`` (blocking: about 50 ms of CPU)."""
-    check_password_acceptable(password)
+    check_password_storable(password)
     return _HASHER.hash(password)
 
 

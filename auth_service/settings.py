@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     jwks_refresh_seconds: float = Field(default=300.0, ge=5, le=86_400)
     jwks_cooldown_seconds: float = Field(default=30.0, ge=0.1, le=3_600)
 
+    # Who may read /metrics (CIDRs, comma-separated); empty: everyone who reaches the port.
+    metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+
+    # Login throttling (shared by all replicas through the database).
+    throttle_account_failures: int = Field(default=10, ge=1, le=1000)
+    throttle_address_failures: int = Field(default=100, ge=1, le=100_000)
+    throttle_window_seconds: int = Field(default=900, ge=10, le=86_400)
+    throttle_lockout_seconds: int = Field(default=60, ge=1, le=86_400)
+    throttle_max_lockout_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+
     # Logging.
     summary_interval_seconds: float = Field(default=60.0, ge=0, le=86_400)  # 0: no summaries
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
     def _lower_format(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_allow", mode="before")
     @classmethod
     def _parse_networks(cls, value: object) -> object:
         if isinstance(value, str):

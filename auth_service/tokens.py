@@ -7,6 +7,7 @@ token header never chooses the algorithm or where the key comes from (RFC 8725).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -80,10 +81,7 @@ def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Id
     """The identity in a valid token of ours; a ``CredentialError`` subclass otherwise."""
     if len(token) > params.max_length:
         raise TokenTooLong(f"token longer than {params.max_length} characters")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as e:
-        raise InvalidToken("the token is not a well-formed JWT") from e
+    header = _strict_segments(token)
 
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
@@ -114,6 +112,35 @@ def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Id
     except jwt.PyJWTError as e:
         raise InvalidToken(f"the token failed verification: {type(e).__name__}") from e
     return _identity(claims)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise InvalidToken("the token repeats a header parameter or claim")
+    return dict(pairs)
+
+
+def _strict_segments(token: str) -> dict[str, Any]:
+    """The header, after checking that header and payload are JSON objects without repeated
+    names: parsers disagree on which of two values wins, so such a token is refused."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("the token is not a well-formed JWT")
+    try:
+        header, payload = (
+            json.loads(
+                jwt.utils.base64url_decode(part.encode("ascii")), object_pairs_hook=_no_duplicates
+            )
+            for part in parts[:2]
+        )
+    except InvalidToken:
+        raise
+    except (ValueError, TypeError, RecursionError) as e:
+        raise InvalidToken("the token is not a well-formed JWT") from e
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise InvalidToken("the token is not a well-formed JWT")
+    return header
 
 
 def _identity(claims: dict[str, Any]) -> Identity:

@@ -70,10 +70,14 @@ def test_user_add_show_list(database_url: str) -> None:
 
 def test_duplicate_user_is_a_one_line_error(database_url: str) -> None:
     assert (
-        run(database_url, "user", "add", "alice", "--password-stdin", stdin="pw-one\n").returncode
+        run(
+            database_url, "user", "add", "alice", "--password-stdin", stdin="first passphrase\n"
+        ).returncode
         == 0
     )
-    again = run(database_url, "user", "add", "alice", "--password-stdin", stdin="pw-two\n")
+    again = run(
+        database_url, "user", "add", "alice", "--password-stdin", stdin="second passphrase\n"
+    )
     assert_one_line_error(again, "user already exists: alice")
 
 
@@ -85,7 +89,13 @@ def test_duplicate_user_is_a_one_line_error(database_url: str) -> None:
         (("user", "add", "bob"), "", "use --password-stdin"),
         (("user", "add", "bad name", "--password-stdin"), "pw\n", "invalid user name"),
         (("user", "add", "bob", "--password-stdin", "--group", "a,b"), "pw\n", "invalid group"),
+        (("user", "add", "bob", "--password-stdin"), "short\n", "at least 8 characters"),
+        (("user", "add", "bob", "--password-stdin"), "Password123\n", "too common"),
+        (("user", "add", "bob", "--password-stdin"), "qwertyuiop\n", "too common"),
+        (("user", "add", "bobby-tables", "--password-stdin"), "Bobby-Tables\n", "user name"),
+        (("user", "add", "bob", "--password-stdin"), "x" * 1025 + "\n", "longer than 1024"),
         (("user", "show", "nobody"), "", "no such user: nobody"),
+        (("user", "unlock", "nobody"), "", "no such user: nobody"),
         (("user", "disable", "nobody"), "", "no such user: nobody"),
         (
             ("user", "passwd", "nobody", "--password-stdin"),
@@ -105,6 +115,16 @@ def test_unreachable_database_and_bad_configuration(database_url: str) -> None:
     assert_one_line_error(down, "cannot connect to PostgreSQL")
     bad = run(database_url, "user", "list", AUTH_LOG_FORMAT="xml")
     assert_one_line_error(bad, "AUTH_LOG_FORMAT")
+
+
+def test_long_passphrases_and_any_characters_are_welcome(database_url: str) -> None:
+    for name, password in [
+        ("long", "a" * 64),
+        ("longer", "correct horse " * 40),
+        ("unicode", "mot de passe très sûr ✓"),
+    ]:
+        added = run(database_url, "user", "add", name, "--password-stdin", stdin=password + "\n")
+        assert added.returncode == 0, added.stderr
 
 
 def test_migrate_is_idempotent(database_url: str) -> None:

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import audit
 from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_csrf_token
-from ..errors import CredentialError
+from ..errors import CredentialError, LoginThrottled
 from ..logs import request_id_var
 from ..redirects import safe_redirect
 from ..sessions import revoke_session, start_session
@@ -142,9 +142,17 @@ def _redirect_target(request: Request, rd: str | None) -> str:
     )
 
 
+def _query_rd(request: Request) -> str:
+    """``rd`` from the query: printable ASCII (as a URL is), else a 400 rather than a guess."""
+    rd = request.query_params.get("rd", "")
+    if rd and not (rd.isascii() and rd.isprintable()):
+        raise HTTPException(400, "rd must be a URL of printable ASCII characters")
+    return rd
+
+
 async def login_page(request: Request) -> Response:
     """``GET /login``: the form, remembering where to go afterwards."""
-    rd = request.query_params.get("rd", "")
+    rd = _query_rd(request)
     message = "You have signed out." if "logged_out" in request.query_params else ""
     return _login_form(request, rd[:2048], message=message)
 
@@ -165,7 +173,19 @@ async def login_submit(request: Request) -> Response:
             status=403,
         )
     username = form.get("username", "")[:128]
-    user = await verify_login(request, username, form.get("password", ""))
+    try:
+        user = await verify_login(request, username, form.get("password", ""))
+    except LoginThrottled as refusal:
+        page = _login_form(
+            request,
+            rd,
+            message="Too many failed attempts. Please wait a few minutes and try again.",
+            error=True,
+            username=username,
+            status=429,
+        )
+        page.headers["retry-after"] = str(refusal.retry_after)
+        return page
     if user is None:
         return _login_form(
             request,
@@ -210,7 +230,7 @@ async def logout_page(request: Request) -> Response:
     """``GET /logout``: a confirmation form (a link alone must not sign anyone out)."""
     runtime = request.app.state.runtime
     token = issue_csrf_token(runtime.csrf_key)
-    rd = request.query_params.get("rd", "")[:2048]
+    rd = _query_rd(request)[:2048]
     page = render(
         request, "Sign out", "logout.html", {"action": "/logout", "csrf_token": token, "rd": rd}
     )

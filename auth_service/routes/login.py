@@ -8,10 +8,10 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from .. import audit, users
-from ..errors import ErrorCode
+from .. import audit, throttle, users
+from ..errors import ErrorCode, LoginThrottled
 from ..logs import request_id_var
 from ..metrics import LOGIN_ATTEMPTS
 from ..sessions import start_session
@@ -49,13 +49,36 @@ async def verify_login(request: Request, username: str, password: str) -> User |
     work, time and answer as a wrong password, so names cannot be probed.
     """
     runtime = request.app.state.runtime
+    client = request.client.host if request.client else None
+    keys = [throttle.account_key(username), throttle.address_key(client)]
+    wait = await throttle.retry_after(runtime.pool, keys)
+    if wait:
+        # Refused before any hashing: as fast for an unknown name as for a known one.
+        LOGIN_ATTEMPTS.labels("throttled").inc()
+        log.info("login throttled", extra={"user": username, "retry_after": wait})
+        await audit.record_event(
+            runtime.pool,
+            "login",
+            "throttled",
+            username=username or None,
+            request_id=request_id_var.get(),
+            client_addr=client,
+            detail={"retry_after": wait},
+        )
+        raise LoginThrottled(wait)
     user = await users.find_user(runtime.pool, username) if username else None
     matches = await runtime.passwords.verify(user.password_hash if user else None, password)
-    client = request.client.host if request.client else None
     ok = user is not None and matches and not user.disabled
     outcome = "success" if ok else "failure"
     LOGIN_ATTEMPTS.labels(outcome).inc()
     log.info("login " + ("succeeded" if ok else "failed"), extra={"user": username})
+    policy = runtime.throttle
+    if ok:
+        await throttle.record_success(runtime.pool, username)
+    else:
+        async with runtime.pool.acquire() as conn:
+            await throttle.record_failure(conn, keys[0], policy.account_failures, policy)
+            await throttle.record_failure(conn, keys[1], policy.address_failures, policy)
     await audit.record_event(
         runtime.pool,
         "login",
@@ -65,6 +88,20 @@ async def verify_login(request: Request, username: str, password: str) -> User |
         client_addr=client,
     )
     return user if ok else None
+
+
+def throttled_response(refusal: LoginThrottled) -> Response:
+    """429 with Retry-After, the same for every account."""
+    return JSONResponse(
+        {
+            "error": ErrorCode.TOO_MANY_ATTEMPTS.value,
+            "error_description": "too many failed attempts; try again later",
+            "retry_after": refusal.retry_after,
+            "request_id": request_id_var.get(),
+        },
+        status_code=429,
+        headers={"retry-after": str(refusal.retry_after), "cache-control": "no-store"},
+    )
 
 
 async def login_json(request: Request) -> Response:
@@ -77,7 +114,10 @@ async def login_json(request: Request) -> Response:
     except HTTPException:
         LOGIN_ATTEMPTS.labels("invalid_request").inc()
         raise
-    user = await verify_login(request, username, password)
+    try:
+        user = await verify_login(request, username, password)
+    except LoginThrottled as refusal:
+        return throttled_response(refusal)
     if user is None:
         return Response(
             _FAILED,

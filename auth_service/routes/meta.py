@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import db
 from ..metrics import render
+from ..openapi import openapi_document
 
 
 async def jwks(request: Request) -> Response:
@@ -19,8 +20,21 @@ async def jwks(request: Request) -> Response:
     )
 
 
+async def openapi(request: Request) -> Response:
+    """``/openapi.json``: the description of this API."""
+    return JSONResponse(openapi_document())
+
+
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition."""
+    """Prometheus exposition, to the addresses of AUTH_METRICS_ALLOW when it is set."""
+    runtime = request.app.state.runtime
+    if runtime.metrics_allow is not None:
+        client = request.client.host if request.client else None
+        if client not in runtime.metrics_allow:
+            return JSONResponse(
+                {"error": "forbidden", "error_description": "metrics are not served to you"},
+                status_code=403,
+            )
     body, content_type = render()
     return Response(body, media_type=content_type)
 
