@@ -202,8 +202,14 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(_settings(), work))
 
 
-def cmd_user_disable(args: argparse.Namespace) -> int:
-    from . import users
+def _change_user_and_end_sessions(
+    args: argparse.Namespace,
+    event: str,
+    why: str,
+    change: Callable[[Any], Awaitable[None]],
+    done: str,
+) -> int:
+    """Apply ``change`` to a user and end all of the user's sessions, in one transaction."""
     from .audit import record_event
     from .sessions import Lifetimes, revoke_user_sessions
 
@@ -211,22 +217,51 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
     async def work(pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn, conn.transaction():
-            await users.set_disabled(conn, args.name, True)
+            await change(conn)
             ended = await revoke_user_sessions(
-                conn, args.name, "user disabled", Lifetimes.from_settings(settings)
+                conn, args.name, why, Lifetimes.from_settings(settings)
             )
-        await record_event(pool, "user_disable", "success", username=args.name)
+        await record_event(pool, event, "success", username=args.name)
         await record_event(
             pool,
             "revocation",
             "success",
             username=args.name,
-            detail={"reason": "user disabled", "sessions": ended},
+            detail={"reason": why, "sessions": ended},
         )
-        print(f"disabled user {args.name}; ended {ended} session(s)")
+        print(f"{done}; ended {ended} session(s)")
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from . import users
+
+    async def disable(conn: Any) -> None:
+        await users.set_disabled(conn, args.name, True)
+
+    return _change_user_and_end_sessions(
+        args, "user_disable", "user disabled", disable, f"disabled user {args.name}"
+    )
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from . import users
+    from .passwords import hash_password
+
+    password_hash = hash_password(_read_new_password(args.password_stdin, args.name))
+
+    async def change_password(conn: Any) -> None:
+        await users.set_password_hash(conn, args.name, password_hash)
+
+    return _change_user_and_end_sessions(
+        args,
+        "user_passwd",
+        "password changed",
+        change_password,
+        f"changed the password of {args.name}",
+    )
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
@@ -241,35 +276,6 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_db(_settings(), work))
-
-
-def cmd_user_passwd(args: argparse.Namespace) -> int:
-    from . import users
-    from .audit import record_event
-    from .passwords import hash_password
-    from .sessions import Lifetimes, revoke_user_sessions
-
-    settings = _settings()
-    password_hash = hash_password(_read_new_password(args.password_stdin, args.name))
-
-    async def work(pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn, conn.transaction():
-            await users.set_password_hash(conn, args.name, password_hash)
-            ended = await revoke_user_sessions(
-                conn, args.name, "password changed", Lifetimes.from_settings(settings)
-            )
-        await record_event(pool, "user_passwd", "success", username=args.name)
-        await record_event(
-            pool,
-            "revocation",
-            "success",
-            username=args.name,
-            detail={"reason": "password changed", "sessions": ended},
-        )
-        print(f"changed the password of {args.name}; ended {ended} session(s)")
-        return 0
-
-    return asyncio.run(_with_db(settings, work))
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ import httpx
 import jwt
 
 from .config import IssuerConfig
-from .errors import ExpiredToken, InvalidToken, MissingClaim
+from .errors import InvalidToken, MissingClaim
 from .metrics import JWKS_FETCHES
+from .tokens import jwt_errors
 from .types import Identity
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class IssuerRegistry:
         if algorithm not in key.algorithms:
             raise InvalidToken("the token's algorithm is not allowed for its key")
         config = issuer.config
-        try:
+        with jwt_errors():
             claims = jwt.decode(
                 token,
                 key.key,
@@ -210,12 +211,6 @@ class IssuerRegistry:
                 leeway=self.leeway,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-        except jwt.ExpiredSignatureError as e:
-            raise ExpiredToken("the token has expired") from e
-        except jwt.MissingRequiredClaimError as e:
-            raise MissingClaim(e.claim) from e
-        except jwt.PyJWTError as e:
-            raise InvalidToken(f"the token failed verification: {type(e).__name__}") from e
         return _identity(claims, config)
 
 

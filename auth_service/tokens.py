@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +97,7 @@ def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Id
     if header.get("alg") != key.algorithm:
         raise InvalidToken("the token's algorithm does not match its key")
 
-    try:
+    with jwt_errors():
         claims = jwt.decode(
             token,
             key.public_key,
@@ -105,13 +107,20 @@ def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Id
             leeway=params.leeway_seconds,
             options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
         )
+    return _identity(claims)
+
+
+@contextmanager
+def jwt_errors() -> Iterator[None]:
+    """PyJWT's exceptions, as our credential errors."""
+    try:
+        yield
     except jwt.ExpiredSignatureError as e:
         raise ExpiredToken("the token has expired") from e
     except jwt.MissingRequiredClaimError as e:
         raise MissingClaim(e.claim) from e
     except jwt.PyJWTError as e:
         raise InvalidToken(f"the token failed verification: {type(e).__name__}") from e
-    return _identity(claims)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

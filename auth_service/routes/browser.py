@@ -19,16 +19,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from .. import audit
 from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_csrf_token
 from ..errors import CredentialError, LoginThrottled
-from ..logs import request_id_var
 from ..redirects import safe_redirect
-from ..sessions import revoke_session, start_session
+from ..sessions import start_session
 from ..tokens import issue_access_token
 from .bodies import read_form
 from .login import verify_login
-from .sessions import REFRESH_COOKIE, REFRESH_PATH, set_refresh_cookie
+from .sessions import REFRESH_COOKIE, REFRESH_PATH, end_session, set_refresh_cookie
 
 _FORM_FIELDS = {"username", "password", "csrf_token", "rd"}
 
@@ -284,19 +282,8 @@ async def _end_cookie_session(request: Request) -> None:
         entry, _ = await runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
     except CredentialError:
         return  # nothing to end: the cookie is cleared all the same
-    session_id = entry.identity.session_id
-    if session_id is not None:
-        async with runtime.pool.acquire() as conn:
-            held_until = await revoke_session(conn, session_id, "logout", runtime.lifetimes)
-        runtime.revocations.add(session_id, held_until)
-        await audit.record_event(
-            runtime.pool,
-            "logout",
-            "success",
-            username=entry.identity.username,
-            request_id=request_id_var.get(),
-            client_addr=request.client.host if request.client else None,
-        )
+    if entry.identity.session_id is not None:
+        await end_session(request, entry.identity.session_id, entry.identity.username)
 
 
 async def home(request: Request) -> Response:

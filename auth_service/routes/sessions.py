@@ -135,9 +135,16 @@ async def logout(request: Request) -> Response:
             session_id = await session_of_refresh_token(conn, token)
     if session_id is None:
         return _refused("no session is tied to this credential")
+    await end_session(request, session_id, username)
+    return JSONResponse({"status": "logged_out"}, headers=_NO_STORE)
+
+
+async def end_session(request: Request, session_id: str, username: str | None) -> None:
+    """Log out: revoke the session, at once on this replica (the others hear of it through
+    NOTIFY), and audit it."""
+    runtime = request.app.state.runtime
     async with runtime.pool.acquire() as conn:
         held_until = await revoke_session(conn, session_id, "logout", runtime.lifetimes)
-    # At once on this replica; the others hear of it through NOTIFY.
     runtime.revocations.add(session_id, held_until)
     await audit.record_event(
         runtime.pool,
@@ -148,4 +155,3 @@ async def logout(request: Request) -> Response:
         client_addr=request.client.host if request.client else None,
         detail={"session": session_id[:8]},
     )
-    return JSONResponse({"status": "logged_out"}, headers=_NO_STORE)
