@@ -125,6 +125,7 @@ class AuthServiceApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
+        self._startup_error: str | None = None
         self.router = Starlette(
             routes=[
                 Route("/api/v1/auth/login", login.login_json, methods=["POST"]),
@@ -161,10 +162,32 @@ class AuthServiceApp:
         if runtime is not None and scope["type"] == "http" and scope["path"] == VALIDATE_PATH:
             await validate_endpoint(runtime, scope, receive, send)
             return
+        if scope["type"] == "lifespan":
+            send = self._concise_startup_failure(send)
         await self.router(scope, receive, send)
+
+    def _concise_startup_failure(self, send: Any) -> Any:
+        """A start-up refused for a known reason (database, configuration) is reported in
+        one line, not as a traceback."""
+
+        async def send_concise(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed" and self._startup_error:
+                message = {**message, "message": f"cannot start: {self._startup_error}"}
+            await send(message)
+
+        return send_concise
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with self._started(app):
+                yield
+        except AuthServiceError as e:
+            self._startup_error = str(e)
+            raise
+
+    @asynccontextmanager
+    async def _started(self, app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
         file_config = read_config(settings)
         async with (

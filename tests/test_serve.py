@@ -51,3 +51,19 @@ def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: 
     assert response.headers["x-auth-user"] == "alice"
     assert response.headers["x-auth-groups"] == "ops"
     assert all(isinstance(json.loads(line), dict) for line in again.log_text().splitlines())
+
+
+def test_an_unreachable_database_stops_serve_with_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*auth_service_command(), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(
+            AUTH_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", AUTH_LOG_FORMAT="text"
+        ),
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "cannot start: cannot connect to PostgreSQL" in output
+    assert "Traceback" not in output
