@@ -147,6 +147,7 @@ class AuthServiceApp:
             lifespan=self._lifespan,
             exception_handlers={
                 HTTPException: _http_error,
+                asyncpg.DataError: _unstorable,
                 AuthServiceError: _internal_error,
                 asyncpg.PostgresError: _internal_error,
                 asyncpg.InterfaceError: _internal_error,
@@ -366,6 +367,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error_body(code, str(exc.detail)),
         status_code=exc.status_code,
         headers={"cache-control": "no-store", **(exc.headers or {})},
+    )
+
+
+async def _unstorable(request: Request, exc: Exception) -> Response:
+    """Input the database refuses (a NUL character, say) is the client's mistake: a 400."""
+    log.info("request refused: input the database cannot store (%s)", type(exc).__name__)
+    return JSONResponse(
+        error_body(ErrorCode.INVALID_REQUEST, "the request has characters that cannot be stored"),
+        status_code=400,
+        headers={"cache-control": "no-store"},
     )
 
 

@@ -28,6 +28,11 @@ _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}")
 
 
+def is_valid_username(username: str) -> bool:
+    """True when ``username`` could be the name of a user."""
+    return _USERNAME.fullmatch(username) is not None
+
+
 def check_username(username: str) -> str:
     """``username`` if acceptable; ``UserError`` naming the rule otherwise."""
     if not _USERNAME.fullmatch(username):

@@ -51,6 +51,7 @@ def served_url(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> obj
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,
+    database=None,
 )
 def test_no_input_makes_the_service_fail(case: schemathesis.Case, served_url: str) -> None:
     response = case.call(base_url=served_url, timeout=10)

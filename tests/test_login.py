@@ -89,3 +89,14 @@ async def test_login_is_audited(
         ("login", "failure", "alice"),
     ]
     assert rows[1]["request_id"] == failed.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("name", ["a\u0000b", "tab\there", "x" * 100 + "\u0000", "caf\u00e9\u0000"])
+async def test_names_no_user_can_have_fail_like_unknown_names(
+    client: httpx.AsyncClient, database_url: str, name: str
+) -> None:
+    await create_user(database_url, "alice")
+    unknown = await client.post(LOGIN, json={"username": "mallory", "password": "x"})
+    response = await client.post(LOGIN, json={"username": name, "password": "x"})
+    assert response.status_code == 401
+    assert response.content == unknown.content

@@ -50,28 +50,32 @@ async def verify_login(request: Request, username: str, password: str) -> User |
     """
     runtime = request.app.state.runtime
     client = request.client.host if request.client else None
-    keys = [throttle.account_key(username), throttle.address_key(client)]
+    # A name no user can have (control characters, ...) is never looked up or stored: it
+    # fails like an unknown name, counted against the client address only.
+    valid_name = users.is_valid_username(username)
+    keys = [throttle.account_key(username) if valid_name else None, throttle.address_key(client)]
+    audit_name = username if valid_name else None
     wait = await throttle.retry_after(runtime.pool, keys)
     if wait:
         # Refused before any hashing: as fast for an unknown name as for a known one.
         LOGIN_ATTEMPTS.labels("throttled").inc()
-        log.info("login throttled", extra={"user": username, "retry_after": wait})
+        log.info("login throttled", extra={"user": audit_name, "retry_after": wait})
         await audit.record_event(
             runtime.pool,
             "login",
             "throttled",
-            username=username or None,
+            username=audit_name,
             request_id=request_id_var.get(),
             client_addr=client,
             detail={"retry_after": wait},
         )
         raise LoginThrottled(wait)
-    user = await users.find_user(runtime.pool, username) if username else None
+    user = await users.find_user(runtime.pool, username) if valid_name else None
     matches = await runtime.passwords.verify(user.password_hash if user else None, password)
     ok = user is not None and matches and not user.disabled
     outcome = "success" if ok else "failure"
     LOGIN_ATTEMPTS.labels(outcome).inc()
-    log.info("login " + ("succeeded" if ok else "failed"), extra={"user": username})
+    log.info("login " + ("succeeded" if ok else "failed"), extra={"user": audit_name})
     policy = runtime.throttle
     if ok:
         await throttle.record_success(runtime.pool, username)
@@ -83,7 +87,7 @@ async def verify_login(request: Request, username: str, password: str) -> User |
         runtime.pool,
         "login",
         outcome,
-        username=username or None,
+        username=audit_name,
         request_id=request_id_var.get(),
         client_addr=client,
     )
