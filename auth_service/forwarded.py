@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from .logs import acceptable_request_id, new_request_id
 from .settings import IPNetwork
@@ -70,7 +70,19 @@ def normalise_path(raw: str) -> str:
     root) and empty segments. Control characters, raw or escaped, and malformed escapes raise
     ``UnsafePath``: such a request is refused rather than guessed at.
     """
-    path = raw.split("#", 1)[0].split("?", 1)[0]
+    path = raw.partition("#")[0].partition("?")[0]
+    if _CANONICAL.fullmatch(path):
+        return path  # the usual case: nothing below would change it
+    return _normalise(path)
+
+
+# A path already in canonical form: "/" or non-empty segments of plain characters (no "%",
+# "\\", ";" or controls), none of them "." or "..", and at most one trailing "/".
+_CANONICAL = re.compile(r"/|(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,=:@]+)+/?")
+
+
+def _normalise(path: str) -> str:
+    """``normalise_path`` of a path without query or fragment, the long way."""
     data = path.encode("utf-8", "surrogateescape")
     decoded = bytearray()
     i = 0
@@ -108,9 +120,12 @@ def normalise_path(raw: str) -> str:
     return "/" + "/".join(segments) + trailing
 
 
-@dataclass(frozen=True, slots=True)
-class ForwardedRequest:
-    """The original request, as the proxy told us (or as far as we know it)."""
+class ForwardedRequest(NamedTuple):
+    """The original request, as the proxy told us (or as far as we know it).
+
+    A named tuple rather than a frozen dataclass: just as immutable, and built several
+    times faster, which counts on a path taken by every request.
+    """
 
     method: str
     proto: str
@@ -144,7 +159,7 @@ _METHOD = re.compile(r"[A-Z]{1,16}")
 
 
 def read_forwarded(
-    headers: Iterable[tuple[bytes, bytes]], client: object, trusted: TrustedProxies
+    headers: Sequence[tuple[bytes, bytes]], client: object, trusted: TrustedProxies
 ) -> ForwardedRequest:
     """The original request from ``X-Forwarded-*`` / ``X-Original-*`` of a trusted proxy.
 
@@ -153,15 +168,16 @@ def read_forwarded(
     value of a repeated header wins. Raises ``UnsafePath`` for a path that must be refused.
     """
     peer = client[0] if isinstance(client, list | tuple) and client else None
-    from_proxy = peer in trusted
     found: dict[str, str] = {}
     nginx = False
-    if from_proxy:
+    if headers and peer in trusted:
         for name, value in headers:
             field = _FORWARDED_HEADERS.get(name)
             if field is not None and field not in found:
                 found[field] = value.decode("latin-1").strip()
                 nginx = nginx or name == b"x-original-uri"
+    if not found:  # a direct request, or one from a peer we do not trust
+        return ForwardedRequest("GET", "http", "", "/", "/", peer, from_proxy=False)
     method = found.get("method", "GET").upper()
     if not _METHOD.fullmatch(method):
         method = "GET"
@@ -174,7 +190,8 @@ def read_forwarded(
     uri = found.get("uri", "/") or "/"
     if not uri.startswith("/"):
         raise UnsafePath("the forwarded URI is not a path")
-    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in uri):
+    # Printable ASCII without the space (0x21-0x7E), tested in C rather than per character.
+    if not (uri.isascii() and uri.isprintable()) or " " in uri:
         raise UnsafePath("control or non-ASCII character in the forwarded URI")
     return ForwardedRequest(
         method=method,
@@ -182,8 +199,8 @@ def read_forwarded(
         host=host.lower(),
         uri=uri,
         path=normalise_path(uri),
-        client_ip=_client_ip(found.get("for"), peer, trusted) if from_proxy else peer,
-        from_proxy=from_proxy and bool(found),
+        client_ip=_client_ip(found.get("for"), peer, trusted),
+        from_proxy=True,
         nginx=nginx,
     )
 

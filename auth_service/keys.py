@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -33,9 +33,11 @@ class SigningKey:
     private_key: ec.EllipticCurvePrivateKey
     public_jwk: dict[str, Any]
 
-    @property
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self.private_key.public_key()
+    public_key: ec.EllipticCurvePublicKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived once: verification uses it on every cache miss.
+        object.__setattr__(self, "public_key", self.private_key.public_key())
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ import base64
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from hashlib import sha256
 
 from .errors import InvalidToken, MalformedCredential, MissingCredential, RevokedToken, TokenTooLong
 from .issuers import IssuerRegistry
@@ -22,10 +24,17 @@ from .tokens import TokenParameters, verify_access_token
 from .types import Identity
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+_B64TOKEN_TEXT = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def extract_bearer_token(authorization: list[bytes], max_length: int) -> str:
     """The token of the single ``Authorization: Bearer`` header among ``authorization``."""
+    return _check_charset(_bearer_token(authorization, max_length).decode("latin-1"))
+
+
+def _bearer_token(authorization: list[bytes], max_length: int) -> bytes:
+    """The Bearer token as sent: one header, the right scheme, the length cap; the
+    character set is left to ``_check_charset``."""
     if not authorization:
         raise MissingCredential("no credential was sent")
     if len(authorization) > 1:
@@ -37,9 +46,14 @@ def extract_bearer_token(authorization: list[bytes], max_length: int) -> str:
     token = token.lstrip(b" ")
     if len(token) > max_length:
         raise TokenTooLong(f"token longer than {max_length} characters")
-    if not token or not _B64TOKEN.fullmatch(token):
+    return token
+
+
+def _check_charset(token: str) -> str:
+    """``token`` when it is a non-empty b64token (RFC 6750), else ``MalformedCredential``."""
+    if not _B64TOKEN_TEXT.fullmatch(token):
         raise MalformedCredential("the Bearer token is empty or has invalid characters")
-    return token.decode("ascii")
+    return token
 
 
 def extract_cookie_token(cookie_headers: list[bytes], name: bytes, max_length: int) -> str | None:
@@ -107,13 +121,23 @@ def identity_headers(identity: Identity) -> tuple[tuple[bytes, bytes], ...]:
 class TokenCache:
     """Verified tokens until their expiry; at most ``max_entries``, oldest evicted first.
 
+    Memory is what bounds the cache, so an entry is kept small:
+
+    - it is keyed by the SHA-256 of the token, 32 bytes instead of the token (some 500
+      characters). A hit still means that this very token was verified: another token with
+      the same digest cannot be found;
+    - a user's tokens share one copy of the user's names, groups and identity headers
+      (a user holds several live tokens: one per login and per refresh).
+
     Tokens are inserted roughly in expiry order, so evicting the oldest entry first is also
-    evicting (about) the soonest to expire; both operations are O(1).
+    evicting (about) the soonest to expire. An ``OrderedDict`` makes both O(1) under a flood
+    of new tokens; a plain dict finds its first key by skipping the slots of deleted ones.
     """
 
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
-        self._entries: dict[str, CachedIdentity] = {}
+        self._entries: OrderedDict[bytes, CachedIdentity] = OrderedDict()
+        self._users: dict[str, CachedIdentity] = {}  # user id -> an entry to share with
         self._clock = clock
 
     def __len__(self) -> int:
@@ -121,28 +145,63 @@ class TokenCache:
 
     def get(self, token: str) -> CachedIdentity | None:
         """The cached entry for ``token`` if it has not expired."""
-        entry = self._entries.get(token)
+        key = _cache_key(token)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         if entry.valid_until <= self._clock():
-            del self._entries[token]
+            del self._entries[key]
             return None
         return entry
 
     def put(self, token: str, identity: Identity) -> CachedIdentity:
         """Remember a verified identity until its ``exp``."""
         ttl = identity.expires_at - time.time()
-        entry = CachedIdentity(identity, identity_headers(identity), self._clock() + ttl)
         if self.max_entries <= 0 or ttl <= 0:
-            return entry
+            return CachedIdentity(identity, identity_headers(identity), self._clock() + ttl)
+        entry = self._shared(identity, self._clock() + ttl)
         while len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
-        self._entries[token] = entry
+            self._entries.popitem(last=False)
+        self._entries[_cache_key(token)] = entry
+        return entry
+
+    def _shared(self, identity: Identity, valid_until: float) -> CachedIdentity:
+        """An entry that reuses the strings and headers of the user's previous token, when
+        they say the same; the user's first token (or a changed one) becomes the model."""
+        model = self._users.get(identity.user_id)
+        if model is not None and _same_user(model.identity, identity):
+            user = model.identity
+            shared = replace(
+                identity,
+                user_id=user.user_id,
+                username=user.username,
+                groups=user.groups,
+                scopes=user.scopes,
+            )
+            return CachedIdentity(shared, model.headers, valid_until)
+        entry = CachedIdentity(identity, identity_headers(identity), valid_until)
+        if len(self._users) >= self.max_entries:
+            self._users.clear()  # users whose tokens are gone; sharing starts over
+        self._users[identity.user_id] = entry
         return entry
 
     def clear(self) -> None:
         """Forget everything (after a key change)."""
         self._entries.clear()
+        self._users.clear()
+
+
+def _same_user(a: Identity, b: Identity) -> bool:
+    return (a.user_id, a.username, a.groups, a.scopes) == (
+        b.user_id,
+        b.username,
+        b.groups,
+        b.scopes,
+    )
+
+
+def _cache_key(token: str) -> bytes:
+    return sha256(token.encode()).digest()
 
 
 class Authenticator:
@@ -176,20 +235,40 @@ class Authenticator:
 
         An ``Authorization`` header wins; without one, the session cookie is read.
         """
+        token, entry = self.lookup(authorization, cookies)
+        if entry is not None:
+            return entry, True
+        return await self.verify(token), False
+
+    def lookup(
+        self, authorization: list[bytes], cookies: list[bytes] | None = None
+    ) -> tuple[str, CachedIdentity | None]:
+        """The request's token, and its cache entry when it was verified before (the whole
+        answer for a repeated token, without a coroutine); ``verify`` takes the others."""
         token = None
         if not authorization and cookies:
             token = extract_cookie_token(cookies, self.cookie_name, self.params.max_length)
         if token is None:
-            token = extract_bearer_token(authorization, self.params.max_length)
-        cached = True
+            # latin-1 decodes any bytes. The character set is checked by ``verify`` only:
+            # the cache holds nothing but tokens that passed that check, so a hit on the
+            # exact string needs no check of its own. The length cap has been applied.
+            token = _bearer_token(authorization, self.params.max_length).decode("latin-1")
         entry = self.cache.get(token)
-        if entry is None:
-            cached = False
-            entry = self.cache.put(token, await self._verify(token))
+        if entry is not None:
+            self._check_revoked(entry)
+        return token, entry
+
+    async def verify(self, token: str) -> CachedIdentity:
+        """Verify a token that is not in the cache, and cache it."""
+        _check_charset(token)
+        entry = self.cache.put(token, await self._verify(token))
+        self._check_revoked(entry)
+        return entry
+
+    def _check_revoked(self, entry: CachedIdentity) -> None:
         # Checked on every request, cached or not: a logout takes effect at once.
         if entry.identity.session_id in self.revoked:
             raise RevokedToken("the session of this token has ended")
-        return entry, cached
 
     async def _verify(self, token: str) -> Identity:
         """Our token, or one of a configured external issuer, chosen by ``iss`` first."""

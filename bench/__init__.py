@@ -1,4 +1,5 @@
-"""Throughput benchmark of ``GET /api/v1/auth/validate`` against a bare ASGI baseline.
+"""Benchmarks of ``/api/v1/auth/validate`` against the performance targets: direct, through
+Traefik, fresh tokens, workers, memory and logins, each as a ratio measured in one run.
 
 Run it with ``python -m bench`` from the project root; see ``bench/README.md``.
 """

@@ -1,7 +1,7 @@
-"""``python -m bench``: the options, the order of the steps, the exit status.
+"""``python -m bench``: the options, the order of the scenarios, the exit status.
 
-Exit status: 0 measured, 1 the benchmark failed (a server, a check or wrk), 2 usage error or
-wrk missing, 130 interrupted.
+Exit status: 0 measured (whatever the targets' results), 1 the benchmark failed (a server, a
+check or wrk), 2 usage error or wrk missing, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import platform
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,26 +20,43 @@ from pathlib import Path
 from types import FrameType
 
 from . import BenchError
-from .client import HOST
-from .report import Measurement, Report, format_table, write_json
+from .fresh import fresh, memory
+from .measure import LoadSettings, progress
+from .processes import stop_embedded_postgres
+from .proxies import find_nginx, find_traefik
+from .report import Report, format_table, write_json
+from .scenarios import Run, direct, login, traefik, workers
 from .servers import (
-    VALIDATE_PATH,
-    AuthService,
     add_user,
     auth_service,
     baseline_server,
     check_validate,
-    login,
-    token_cache_counts,
+    data_dir,
 )
-from .wrk import INSTALL_HINT, find_wrk, run_wrk, wrk_version
+from .servers import (
+    login as log_in,
+)
+from .wrk import INSTALL_HINT, find_wrk, wrk_version
 
 USERNAME = "benchuser"
 GROUP = "bench"
-THREADS = 1
-# The token lives 900 s (the service's default); warm-up plus run must end well before.
+# In the order they run: memory sizes its runs with the rate that fresh measured.
+SCENARIOS = ("direct", "traefik", "fresh", "workers", "memory", "login")
+# A scenario must end within the lifetime of the token it starts with (900 s by default).
+MAX_SCENARIO_SECONDS = 800
 MAX_DURATION = 600
 MAX_WARMUP = 60
+PACKAGES = (
+    "auth-service",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "starlette",
+    "prometheus-client",
+    "PyJWT",
+    "cryptography",
+    "argon2-cffi",
+)
 
 
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -56,36 +74,76 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _scenarios(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown) or '(none)'}; choose from {', '.join(SCENARIOS)}"
+        )
+    return [name for name in SCENARIOS if name in names]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Requests/s and latency of GET /api/v1/auth/validate (cached token) "
-        "against a bare uvicorn ASGI app, both loaded by wrk.",
+        description="Validate's throughput, latency and memory against the targets of the "
+        "performance issue, each as a ratio measured in the same run.",
+    )
+    parser.add_argument(
+        "--scenario",
+        type=_scenarios,
+        default=list(SCENARIOS),
+        metavar="LIST",
+        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check that every scenario works: 1 s runs, no warm-up, one round, small token "
+        "counts; figures are printed but not judged",
     )
     parser.add_argument(
         "--duration",
         type=_bounded_int(1, MAX_DURATION),
         default=10,
         metavar="SECONDS",
-        help="length of each measured run (default 10)",
+        help="length of each measured run (default 10; fresh tokens: at most 5)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_bounded_int(0, MAX_WARMUP),
+        default=2,
+        metavar="SECONDS",
+        help="unrecorded run before each measured one (default 2)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_bounded_int(1, 20),
+        default=2,
+        metavar="N",
+        help="alternating runs of the loads compared in one scenario; medians are shown "
+        "(default 2)",
     )
     parser.add_argument(
         "--connections",
         type=_bounded_int(1, 10_000),
         default=64,
         metavar="N",
-        help="open connections of wrk (default 64)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=_bounded_int(1, MAX_WARMUP),
-        default=2,
-        metavar="SECONDS",
-        help="unrecorded run before each one (default 2)",
+        help="open connections of wrk (default 64), on one wrk thread",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.warmup, args.rounds = 1, 0, 1
+    # The proxy scenario runs three loads per round.
+    if 3 * args.rounds * (args.duration + args.warmup) > MAX_SCENARIO_SECONDS:
+        parser.error(
+            f"3 x rounds x (duration + warm-up) must stay under {MAX_SCENARIO_SECONDS} s, "
+            "the token's lifetime"
+        )
+    return args
 
 
 def _package_version(name: str) -> str:
@@ -99,82 +157,93 @@ def _package_version(name: str) -> str:
         ) from e
 
 
-def _measure(
-    wrk: str, name: str, url: str, args: argparse.Namespace, headers: tuple[str, ...] = ()
-) -> Measurement:
-    """A warm-up run, then the measured one; any non-2xx answer fails the benchmark."""
-    print(
-        f"bench: {name}: {args.warmup} s warm-up, {args.duration} s measured ...", file=sys.stderr
-    )
-    run_wrk(
-        wrk,
-        url,
-        duration=args.warmup,
-        connections=args.connections,
-        threads=THREADS,
-        headers=headers,
-    )
-    result = run_wrk(
-        wrk,
-        url,
-        duration=args.duration,
-        connections=args.connections,
-        threads=THREADS,
-        headers=headers,
-    )
-    if result.non_2xx:
-        raise BenchError(f"{name}: {result.non_2xx} of {result.requests} answers were not 2xx")
-    if result.socket_errors:
-        print(f"bench: warning: {name}: {result.socket_errors} socket errors", file=sys.stderr)
-    return Measurement(name=name, url=url, result=result)
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
 
 
-def _measure_validate(
-    wrk: str, service: AuthService, args: argparse.Namespace, report: Report
-) -> None:
-    """Create the user, log in, check validate, then load it with the one token."""
-    password = secrets.token_urlsafe(18)
-    add_user(service, USERNAME, password, GROUP)
-    token = login(service, USERNAME, password)
-    check_validate(service, token, USERNAME)
-    url = f"http://{HOST}:{service.port}{VALIDATE_PATH}"
-    before = token_cache_counts(service)
-    report.measurements.append(
-        _measure(wrk, "validate", url, args, headers=(f"Authorization: Bearer {token}",))
-    )
-    after = token_cache_counts(service)
-    report.token_cache = {k: after[k] - before.get(k, 0.0) for k in after}
+def _tool_version(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    text = (result.stdout + result.stderr).strip().splitlines()
+    return text[0].strip() if text else "unknown"
+
+
+def _environment(wrk: str) -> dict[str, object]:
+    environment: dict[str, object] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        **{name: _package_version(name) for name in PACKAGES},
+        "wrk": wrk_version(wrk),
+    }
+    nginx, traefik_binary = find_nginx(), find_traefik()
+    if nginx:
+        environment["nginx"] = _tool_version([nginx, "-v"])
+    if traefik_binary:
+        environment["traefik"] = _tool_version([traefik_binary, "version"])
+    return environment
 
 
 def run(wrk: str, args: argparse.Namespace) -> Report:
-    """Start both servers, measure the baseline then validate, stop everything."""
+    """Start the service and the baseline, run the chosen scenarios, stop everything."""
+    load = LoadSettings(args.duration, args.warmup, args.connections, args.rounds)
     report = Report(
         settings={
+            "scenarios": args.scenario,
+            "smoke": args.smoke,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "connections": args.connections,
-            "threads": THREADS,
+            "wrk_threads": load.threads,
         },
-        environment={
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "uvicorn": _package_version("uvicorn"),
-            "auth_service": _package_version("auth-service"),
-            "wrk": wrk_version(wrk),
-        },
+        environment=_environment(wrk),
     )
+    if args.smoke:
+        report.notes.append("smoke run: the figures are too short to judge any target")
     with tempfile.TemporaryDirectory(prefix="auth-bench-") as tmp:
         workdir = Path(tmp)
-        print(
-            "bench: starting auth-service (embedded PostgreSQL) and the baseline ...",
-            file=sys.stderr,
-        )
-        with auth_service(workdir) as service, baseline_server(workdir) as baseline_port:
-            report.measurements.append(
-                _measure(wrk, "baseline", f"http://{HOST}:{baseline_port}/", args)
-            )
-            _measure_validate(wrk, service, args, report)
+        try:
+            progress("starting auth-service (embedded PostgreSQL) and the bare ASGI app")
+            with auth_service(workdir) as service, baseline_server(workdir) as baseline_port:
+                password = secrets.token_urlsafe(18)
+                add_user(service, USERNAME, password, GROUP)
+                context = Run(
+                    wrk,
+                    load,
+                    workdir,
+                    service,
+                    baseline_port,
+                    USERNAME,
+                    password,
+                    "",
+                    args.smoke,
+                    report,
+                )
+                fresh_rate = None
+                for name in args.scenario:
+                    progress(f"scenario {name}")
+                    # A new token for each scenario, so that none outlives its token.
+                    context.token = log_in(service, USERNAME, password)
+                    check_validate(service, context.token, USERNAME)
+                    if name == "direct":
+                        direct(context)
+                    elif name == "traefik":
+                        traefik(context)
+                    elif name == "fresh":
+                        fresh_rate = fresh(context)
+                    elif name == "workers":
+                        workers(context)
+                    elif name == "memory":
+                        memory(context, fresh_rate)
+                    else:
+                        login(context)
+        finally:
+            stop_embedded_postgres(data_dir(workdir) / "pgdata")
     return report
 
 
@@ -200,10 +269,6 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
     print(format_table(report))
-    if report.token_cache:
-        hits = report.token_cache.get("hit", 0.0)
-        misses = report.token_cache.get("miss", 0.0)
-        print(f"token cache during the validate runs: {hits:,.0f} hits, {misses:,.0f} misses")
     if args.json is not None:
         write_json(report, args.json)
         print(f"results written to {args.json}")

@@ -85,6 +85,8 @@ def wait_until_ok(
     path: str,
     log_path: Path,
     timeout: float,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Poll ``GET path`` until it answers 200; fail if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -97,7 +99,7 @@ def wait_until_ok(
                 f"end of its log:\n{log_tail(log_path)}"
             )
         try:
-            status = request(port, "GET", path, timeout=2.0).status
+            status = request(port, "GET", path, headers=headers, timeout=2.0).status
         except (OSError, http.client.HTTPException) as e:
             last = f"{type(e).__name__}: {e}"
         else:
@@ -145,3 +147,11 @@ def stop_embedded_postgres(pgdata: Path) -> None:
             time.sleep(0.1)
     if _runs_on(pid, pgdata):
         print(f"bench: PostgreSQL (pid {pid}) is still running on {pgdata}", file=sys.stderr)
+
+
+def resident_bytes(pid: int) -> int:
+    """The resident set size of process ``pid`` (``VmRSS`` in ``/proc/PID/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    raise BenchError(f"no VmRSS for process {pid}")

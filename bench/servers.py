@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import BenchError
 from .client import request
-from .processes import free_port, running, stop_embedded_postgres, wait_until_ok
+from .processes import free_port, running, wait_until_ok
 
 VALIDATE_PATH = "/api/v1/auth/validate"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ UVICORN_OPTIONS = [
     "warning",
 ]
 
-_CACHE_SAMPLE = re.compile(r'^auth_token_cache_total\{result="(\w+)"\} (\S+)$', re.MULTILINE)
+_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class AuthService:
     port: int
     env: dict[str, str]
     executable: str
+    pid: int  # the server process (with one worker, the worker itself)
 
 
 def _auth_service_executable() -> str:
@@ -59,34 +60,42 @@ def _auth_service_executable() -> str:
     return found
 
 
-def _service_env(data_dir: Path) -> dict[str, str]:
-    """Our environment without any AUTH_* setting, plus the two the benchmark sets.
+def _service_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """Our environment without any AUTH_* setting, plus the ones the benchmark sets.
 
-    No AUTH_DATABASE_URL: the service starts its embedded PostgreSQL in ``data_dir``.
+    No AUTH_DATABASE_URL: the service starts its embedded PostgreSQL in ``data_dir`` (or
+    joins it, when another service of the run already started it there).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
     env["AUTH_DATA_DIR"] = str(data_dir)
     env["AUTH_LOG_LEVEL"] = "WARNING"
+    env.update(extra)
     return env
 
 
+def data_dir(workdir: Path) -> Path:
+    """The embedded database's folder, shared by every auth-service of one run."""
+    return workdir / "data"
+
+
 @contextmanager
-def auth_service(workdir: Path) -> Iterator[AuthService]:
-    """``auth-service serve`` on a free port with a fresh data folder, ready when yielded."""
-    data_dir = workdir / "data"
-    log_path = workdir / "auth-service.log"
+def auth_service(
+    workdir: Path,
+    *,
+    name: str = "auth-service",
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[AuthService]:
+    """``auth-service serve`` on a free port, on the run's database, ready when yielded."""
+    log_path = workdir / f"{name}.log"
     executable = _auth_service_executable()
-    env = _service_env(data_dir)
+    env = _service_env(data_dir(workdir), extra_env or {})
     port = free_port()
     argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    try:
-        with running("auth-service", argv, env=env, log_path=log_path) as proc:
-            wait_until_ok(
-                "auth-service", proc, port, "/health/ready", log_path, READY_TIMEOUT_SECONDS
-            )
-            yield AuthService(port=port, env=env, executable=executable)
-    finally:
-        stop_embedded_postgres(data_dir / "pgdata")
+    argv += ["--workers", str(workers)]
+    with running(name, argv, env=env, log_path=log_path) as proc:
+        wait_until_ok(name, proc, port, "/health/ready", log_path, READY_TIMEOUT_SECONDS)
+        yield AuthService(port=port, env=env, executable=executable, pid=proc.pid)
 
 
 @contextmanager
@@ -163,10 +172,20 @@ def check_validate(service: AuthService, token: str, username: str) -> None:
         raise BenchError(f"validate without a token answered {refused.status}, not 401")
 
 
-def token_cache_counts(service: AuthService) -> dict[str, float]:
-    """The service's ``auth_token_cache_total`` counters by result (hit, miss)."""
+def metric_values(service: AuthService) -> dict[str, float]:
+    """The samples of the service's ``/metrics`` (in multi-worker mode, as one worker sees
+    them), keyed by ``name{labels}`` exactly as printed."""
     reply = request(service.port, "GET", "/metrics")
     if reply.status != 200:
         raise BenchError(f"/metrics answered {reply.status}")
     text = reply.body.decode("utf-8", errors="replace")
-    return {result: float(value) for result, value in _CACHE_SAMPLE.findall(text)}
+    return {key: float(value) for key, value in _SAMPLE.findall(text)}
+
+
+def token_cache_counts(service: AuthService) -> dict[str, float]:
+    """The service's ``auth_token_cache_total`` counters by result (hit, miss)."""
+    values = metric_values(service)
+    return {
+        result: values.get(f'auth_token_cache_total{{result="{result}"}}', 0.0)
+        for result in ("hit", "miss")
+    }

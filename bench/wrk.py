@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import BenchError
 
@@ -51,21 +52,43 @@ def run_wrk(
     connections: int,
     threads: int = 1,
     headers: tuple[str, ...] = (),
+    script: Path | None = None,
+    script_args: tuple[str, ...] = (),
 ) -> WrkResult:
-    """Load ``url`` for ``duration`` seconds and return the parsed figures."""
+    """Load ``url`` for ``duration`` seconds and return the parsed figures.
+
+    ``script`` is a Lua script (``bench/scripts/``) that builds the requests; ``script_args``
+    reach its ``init`` function.
+    """
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers:
         argv += ["-H", header]
+    if script is not None:
+        argv += ["-s", str(script)]
     argv.append(url)
+    if script_args:
+        argv += ["--", *script_args]
+    return parse_wrk_output(wait_wrk(start_wrk(argv), duration))
+
+
+def start_wrk(argv: list[str]) -> subprocess.Popen[str]:
+    """Start wrk in the background (to load two targets at once), its report piped."""
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_wrk(proc: subprocess.Popen[str], duration: int) -> str:
+    """wrk's report, once it has finished; ``BenchError`` when it fails or hangs."""
     try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=duration + 60, check=False
-        )
+        out, err = proc.communicate(timeout=duration + 60)
     except subprocess.TimeoutExpired as e:
+        proc.kill()
+        proc.communicate()
         raise BenchError(f"wrk did not finish within {duration + 60} s") from e
-    if result.returncode != 0:
-        raise BenchError(f"wrk failed ({result.returncode}): {result.stderr.strip()}")
-    return parse_wrk_output(result.stdout)
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed ({proc.returncode}): {err.strip()}")
+    return out
 
 
 def parse_wrk_output(text: str) -> WrkResult:

@@ -1,15 +1,17 @@
 """``/api/v1/auth/validate`` as a plain ASGI callable: the proxy calls it on every request.
 
 No routing, dependency injection or response models: one pass over the headers, the
-authenticator (a cache look-up for a token seen before), pre-built identity headers, and
-pre-bound metric children. The same domain functions serve it as any other route.
+authenticator (a synchronous cache look-up for a token seen before, a signature check
+otherwise), identity headers built once per cached token, and pre-bound metric children.
+The same domain functions serve it as any other route. What each step costs, and why the
+rest is left as it is, is in ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -33,28 +35,41 @@ _UNAUTHORIZED = {code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for 
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _REALM = 'Bearer realm="auth-service"'
+# What the header loop keeps, by the lower-case names the server gives us.
+_AUTHORIZATION, _COOKIE, _FORWARDED, _ACCEPT, _REQUEST_ID = range(5)
+_WANTED = {
+    b"authorization": _AUTHORIZATION,
+    b"cookie": _COOKIE,
+    b"accept": _ACCEPT,
+    b"x-request-id": _REQUEST_ID,
+    **dict.fromkeys(FORWARDED_HEADER_NAMES, _FORWARDED),
+}
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _EXTRACTION_CODES = {ErrorCode.MISSING_TOKEN, ErrorCode.MALFORMED_HEADER, ErrorCode.TOKEN_TOO_LONG}
 _REDIRECT_METHODS = {"GET", "HEAD"}
 
 
 async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: Any) -> None:
     """Answer one validate request: 200 with identity headers, 401/302, 403, 400, or 500."""
-    started = time.perf_counter()
+    started = perf_counter()
     authorization: list[bytes] = []
     cookies: list[bytes] = []
     forwarded: list[tuple[bytes, bytes]] = []
     accept: bytes | None = None
     proxy_request_id: bytes | None = None
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        wanted = _WANTED.get(name)  # one look-up for the many headers we do not read
+        if wanted is None:
+            continue
+        if wanted == _AUTHORIZATION:
             authorization.append(value)
-        elif name == b"cookie":
-            cookies.append(value)
-        elif name in FORWARDED_HEADER_NAMES:
+        elif wanted == _FORWARDED:
             forwarded.append((name, value))
-        elif name == b"accept":
+        elif wanted == _COOKIE:
+            cookies.append(value)
+        elif wanted == _ACCEPT:
             accept = value
-        elif name == b"x-request-id":
+        else:
             proxy_request_id = value
     client = scope.get("client")
     request_id = choose_request_id(client, proxy_request_id, runtime.trusted_proxies)
@@ -71,8 +86,12 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             if policy.rules
             else None
         )
+        authenticator = runtime.authenticator
         try:
-            entry, cached = await runtime.authenticator.authenticate(authorization, cookies)
+            token, entry = authenticator.lookup(authorization, cookies)
+            cached = entry is not None
+            if entry is None:
+                entry = await authenticator.verify(token)
         except CredentialError as refusal:
             if rule is not None and rule.allow is not Access.AUTHENTICATED:
                 # Anonymous pages ignore a bad credential; denied ones refuse everybody.
@@ -95,7 +114,7 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             _log_decision("allowed", entry, cached, original)
         await _send(send, 200, [_NO_STORE, *entry.headers], request_id, b"")
     finally:
-        VALIDATE_DURATION.observe(time.perf_counter() - started)
+        VALIDATE_DURATION.observe(perf_counter() - started)
         request_id_var.reset(context)
 
 
@@ -236,6 +255,6 @@ async def _send(
     send: Any, status: int, headers: list[tuple[bytes, bytes]], request_id: str, body: bytes
 ) -> None:
     headers.append((b"x-request-id", request_id.encode()))
-    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"content-length", str(len(body)).encode() if body else b"0"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body} if body else _EMPTY_BODY)
