@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import db, keys, metrics, users
+from .cache import TokenCache
 from .config import FileConfig, load_config
 from .csrf import load_csrf_key
 from .errors import AuthServiceError, ConfigurationError, DatabaseError, ErrorCode
@@ -37,7 +38,7 @@ from .settings import Settings
 from .sync import StateSync
 from .throttle import ThrottlePolicy
 from .tokens import TokenParameters
-from .validation import Authenticator, TokenCache
+from .validation import Authenticator
 
 log = logging.getLogger(__name__)
 

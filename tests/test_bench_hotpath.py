@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auth_service import forwarded
+from auth_service.cache import TokenCache
 from auth_service.errors import MalformedCredential, TokenTooLong
 from auth_service.forwarded import (
     TrustedProxies,
@@ -23,7 +24,7 @@ from auth_service.forwarded import (
 )
 from auth_service.settings import DEFAULT_TRUSTED_PROXIES
 from auth_service.types import Identity
-from auth_service.validation import TokenCache, extract_bearer_token
+from auth_service.validation import extract_bearer_token
 
 TRUSTED = TrustedProxies(ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES)
 

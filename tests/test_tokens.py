@@ -17,12 +17,12 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
 from auth_service.app import create_app
+from auth_service.cache import TokenCache
 from auth_service.errors import CredentialError, ExpiredToken
 from auth_service.keys import KeySet, SigningKey, generate_key
 from auth_service.settings import Settings
 from auth_service.tokens import TokenParameters, issue_access_token, verify_access_token
 from auth_service.types import Identity, User
-from auth_service.validation import TokenCache
 
 from .conftest import create_user, login
 

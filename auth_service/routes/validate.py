@@ -15,12 +15,13 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ..cache import CachedIdentity
 from ..errors import CredentialError, ErrorCode
 from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
 from ..policy import Access, Decision, decide, first_match
-from ..validation import CachedIdentity, prefers_html
+from ..validation import prefers_html
 
 if TYPE_CHECKING:
     from ..app import Policy, Runtime
