@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -131,11 +131,6 @@ def embedded_server(data_dir: Path) -> EmbeddedServer:
     return server
 
 
-def start_embedded_server(data_dir: Path) -> str:
-    """Start (or join) the embedded server for the life of this process; its URL."""
-    return embedded_server(data_dir).get_uri()
-
-
 @asynccontextmanager
 async def database_url(settings: Settings) -> AsyncIterator[str]:
     """The configured URL, or the embedded server's, held (and released) around the block."""
@@ -194,8 +189,3 @@ def _describe(error: BaseException) -> str:
     """A one-line description of a connection error, without credentials."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return re.sub(r"://[^@/\s]*@", "://***@", text)
-
-
-def row_to_dict(row: asyncpg.Record) -> dict[str, Any]:
-    """A record as a plain dictionary."""
-    return dict(row.items())

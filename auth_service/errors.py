@@ -19,8 +19,7 @@
     │   ├── ExpiredToken
     │   ├── RevokedToken
     │   └── RefreshRefused           (sessions.py)
-    ├── LoginThrottled               (429 on the login endpoints)
-    └── LoginFailed                  (401 on the login endpoints)
+    └── LoginThrottled               (429 on the login endpoints)
 
 Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies.
 """
@@ -147,7 +146,3 @@ class LoginThrottled(AuthServiceError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed attempts; try again in {retry_after} s")
         self.retry_after = retry_after
-
-
-class LoginFailed(AuthServiceError):
-    """Unknown user, wrong password or disabled account: deliberately indistinguishable."""

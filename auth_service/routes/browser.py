@@ -13,6 +13,7 @@ import secrets
 from functools import cache
 from importlib import resources
 from string import Template
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -23,6 +24,7 @@ from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_cs
 from ..errors import CredentialError, LoginThrottled
 from ..redirects import safe_redirect
 from ..sessions import start_session
+from ..settings import Settings
 from ..tokens import issue_access_token
 from .bodies import read_form
 from .login import verify_login
@@ -206,22 +208,9 @@ async def login_submit(request: Request) -> Response:
         session_id=grant.session_id,
     )
     response = RedirectResponse(_redirect_target(request, rd), status_code=303)
-    response.set_cookie(
-        settings.cookie_name,
-        token,
-        max_age=lifetime,
-        path="/",
-        domain=settings.cookie_domain,
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="lax",
-    )
+    response.set_cookie(settings.cookie_name, token, max_age=lifetime, **_session_cookie(settings))
     set_refresh_cookie(runtime, response, grant)
-    response.delete_cookie(
-        CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
-    )
-    response.headers["cache-control"] = "no-store"
-    return response
+    return _form_done(response, settings)
 
 
 async def logout_page(request: Request) -> Response:
@@ -252,14 +241,7 @@ async def logout_submit(request: Request) -> Response:
         else (settings.public_url + "/login?" + urlencode({"logged_out": "1"}))
     )
     response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(
-        settings.cookie_name,
-        path="/",
-        domain=settings.cookie_domain,
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="lax",
-    )
+    response.delete_cookie(settings.cookie_name, **_session_cookie(settings))
     response.delete_cookie(
         REFRESH_COOKIE,
         path=REFRESH_PATH,
@@ -267,6 +249,22 @@ async def logout_submit(request: Request) -> Response:
         httponly=True,
         samesite="strict",
     )
+    return _form_done(response, settings)
+
+
+def _session_cookie(settings: Settings) -> dict[str, Any]:
+    """The session cookie's attributes: the same when it is set and when it is cleared."""
+    return {
+        "path": "/",
+        "domain": settings.cookie_domain,
+        "secure": settings.cookie_secure,
+        "httponly": True,
+        "samesite": "lax",
+    }
+
+
+def _form_done(response: Response, settings: Settings) -> Response:
+    """A form was used: its CSRF cookie goes, and the answer is not to be cached."""
     response.delete_cookie(
         CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
     )
