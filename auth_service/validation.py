@@ -8,16 +8,15 @@ so a repeated token costs one dictionary look-up.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Container
 
 from .cache import CachedIdentity, TokenCache
-from .errors import InvalidToken, MalformedCredential, MissingCredential, RevokedToken, TokenTooLong
+from .errors import MalformedCredential, MissingCredential, RevokedToken, TokenTooLong
 from .issuers import IssuerRegistry
+from .jws import CompactJWS
 from .keys import KeySet
-from .tokens import TokenParameters, verify_access_token
+from .tokens import TokenParameters, verify_parsed
 from .types import Identity
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
@@ -163,24 +162,13 @@ class Authenticator:
             raise RevokedToken("the session of this token has ended")
 
     async def _verify(self, token: str) -> Identity:
-        """Our token, or one of a configured external issuer, chosen by ``iss`` first."""
-        if self.issuers is not None and self.issuers.issuers:
-            header, iss = _peek(token)
+        """Our token, or one of a configured external issuer: a ``kid`` of ours decides,
+        then ``iss``. The token is parsed once for all of it."""
+        jws = CompactJWS(token)
+        kid = jws.header.get("kid")
+        ours = isinstance(kid, str) and kid in self.keys.verifying
+        if not ours and self.issuers is not None and self.issuers.issuers:
+            iss = jws.unverified_payload().get("iss")
             if isinstance(iss, str) and iss in self.issuers:
-                return await self.issuers.verify(token, iss, header)
-        return verify_access_token(token, self.keys, self.params)
-
-
-def _peek(token: str) -> tuple[dict[str, object], object]:
-    """The unverified header and ``iss`` of a JWT, only to choose who verifies it."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidToken("the token is not a well-formed JWT")
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, RecursionError) as e:
-        raise InvalidToken("the token is not a well-formed JWT") from e
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise InvalidToken("the token is not a well-formed JWT")
-    return header, payload.get("iss")
+                return await self.issuers.verify(token, iss, jws.header)
+        return verify_parsed(jws, self.keys, self.params)
