@@ -104,7 +104,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
     import uvicorn
 
     uvicorn.run(
-        "auth_service.app:create_app",
+        "auth_service.app:create_server_app",
         factory=True,
         host=host,
         port=port,
