@@ -3,53 +3,93 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from hashlib import sha256
 
 from .types import Identity
 
+# The identity headers that tell the upstream who is calling, in the order they are sent.
+USER_HEADER = b"x-auth-user"
+USER_ID_HEADER = b"x-auth-user-id"
+GROUPS_HEADER = b"x-auth-groups"
+SCOPES_HEADER = b"x-auth-scopes"
 
-@dataclass(frozen=True, slots=True)
+
+class CachedUser:
+    """Who a cached token belongs to: what the access rules read and the identity headers'
+    values, encoded once. A user's tokens share one (a user holds several live tokens: one
+    per login and per refresh)."""
+
+    __slots__ = ("groups", "groups_value", "name_value", "scopes", "scopes_value", "user_id_value")
+
+    def __init__(self, identity: Identity) -> None:
+        self.groups = identity.groups
+        self.scopes = identity.scopes
+        self.name_value = identity.username.encode()
+        self.user_id_value = identity.user_id.encode()
+        self.groups_value = ",".join(identity.groups).encode()
+        self.scopes_value = " ".join(identity.scopes).encode()
+
+    @property
+    def username(self) -> str:
+        return self.name_value.decode()
+
+    def same_as(self, identity: Identity) -> bool:
+        """Whether ``identity`` says the same about the user as this entry."""
+        return (
+            self.groups == identity.groups
+            and self.scopes == identity.scopes
+            and self.name_value == identity.username.encode()
+        )
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The identity headers, built for one response (a few tuples: cheaper than keeping
+        them per entry)."""
+        return [
+            (USER_HEADER, self.name_value),
+            (USER_ID_HEADER, self.user_id_value),
+            (GROUPS_HEADER, self.groups_value),
+            (SCOPES_HEADER, self.scopes_value),
+        ]
+
+
 class CachedIdentity:
-    """A verified identity and the response headers it produces, ready to send."""
+    """A verified token: its user, its session (for revocation) and its deadline."""
 
-    identity: Identity
-    headers: tuple[tuple[bytes, bytes], ...]
-    valid_until: float  # time.monotonic() deadline
+    __slots__ = ("session_id", "user", "valid_until")
 
-
-def identity_headers(identity: Identity) -> tuple[tuple[bytes, bytes], ...]:
-    """The X-Auth-* headers that tell the upstream who is calling."""
-    return (
-        (b"x-auth-user", identity.username.encode()),
-        (b"x-auth-user-id", identity.user_id.encode()),
-        (b"x-auth-groups", ",".join(identity.groups).encode()),
-        (b"x-auth-scopes", " ".join(identity.scopes).encode()),
-    )
+    def __init__(self, user: CachedUser, session_id: str | None, valid_until: float) -> None:
+        self.user = user
+        self.session_id = session_id
+        self.valid_until = valid_until  # time.monotonic() deadline
 
 
 class TokenCache:
     """Verified tokens until their expiry; at most ``max_entries``, oldest evicted first.
 
-    Memory is what bounds the cache, so an entry is kept small:
+    Memory is what bounds the cache, so an entry keeps only what validate needs:
 
     - it is keyed by the SHA-256 of the token, 32 bytes instead of the token (some 500
       characters). A hit still means that this very token was verified: another token with
       the same digest cannot be found;
-    - a user's tokens share one copy of the user's names, groups and identity headers
-      (a user holds several live tokens: one per login and per refresh).
+    - the token's own claims (``jti``, ``exp``) are not kept, only its session and deadline;
+    - a user's tokens share one ``CachedUser``; the headers are built per response.
 
     Tokens are inserted roughly in expiry order, so evicting the oldest entry first is also
-    evicting (about) the soonest to expire. An ``OrderedDict`` makes both O(1) under a flood
-    of new tokens; a plain dict finds its first key by skipping the slots of deleted ones.
+    evicting (about) the soonest to expire. The order is a deque of keys beside a plain dict:
+    both O(1) under a flood of new tokens, at 8 bytes an entry where an ``OrderedDict`` takes
+    53 (a plain dict alone would find its first key by skipping the slots of deleted ones).
+    The deque may still hold keys that have left the dict (expired ones) or hold a key twice
+    (two requests verified the same token at once); the bound applies to the deque, so the
+    dict stays within it, and such a key only makes an entry leave a little early.
     """
 
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, CachedIdentity] = OrderedDict()
-        self._users: dict[str, CachedIdentity] = {}  # user id -> an entry to share with
+        self._entries: dict[bytes, CachedIdentity] = {}
+        self._order: deque[bytes] = deque()  # the keys, oldest first
+        self._users: dict[bytes, CachedUser] = {}  # user id -> the user's shared entry
         self._clock = clock
 
     def __len__(self) -> int:
@@ -68,48 +108,36 @@ class TokenCache:
 
     def put(self, token: str, identity: Identity) -> CachedIdentity:
         """Remember a verified identity until its ``exp``."""
-        ttl = identity.expires_at - time.time()
-        if self.max_entries <= 0 or ttl <= 0:
-            return CachedIdentity(identity, identity_headers(identity), self._clock() + ttl)
-        entry = self._shared(identity, self._clock() + ttl)
-        while len(self._entries) >= self.max_entries:
-            self._entries.popitem(last=False)
-        self._entries[_cache_key(token)] = entry
+        valid_until = self._clock() + identity.expires_at - time.time()
+        if self.max_entries <= 0 or valid_until <= self._clock():
+            return CachedIdentity(CachedUser(identity), identity.session_id, valid_until)
+        entry = CachedIdentity(self._user(identity), identity.session_id, valid_until)
+        entries, order = self._entries, self._order
+        while len(order) >= self.max_entries:
+            entries.pop(order.popleft(), None)
+        key = _cache_key(token)
+        entries[key] = entry
+        order.append(key)
         return entry
 
-    def _shared(self, identity: Identity, valid_until: float) -> CachedIdentity:
-        """An entry that reuses the strings and headers of the user's previous token, when
-        they say the same; the user's first token (or a changed one) becomes the model."""
-        model = self._users.get(identity.user_id)
-        if model is not None and _same_user(model.identity, identity):
-            user = model.identity
-            shared = replace(
-                identity,
-                user_id=user.user_id,
-                username=user.username,
-                groups=user.groups,
-                scopes=user.scopes,
-            )
-            return CachedIdentity(shared, model.headers, valid_until)
-        entry = CachedIdentity(identity, identity_headers(identity), valid_until)
+    def _user(self, identity: Identity) -> CachedUser:
+        """The user's shared entry when it says the same; the user's first token (or a
+        changed one) makes a new one."""
+        user_id = identity.user_id.encode()
+        user = self._users.get(user_id)
+        if user is not None and user.same_as(identity):
+            return user
+        user = CachedUser(identity)
         if len(self._users) >= self.max_entries:
             self._users.clear()  # users whose tokens are gone; sharing starts over
-        self._users[identity.user_id] = entry
-        return entry
+        self._users[user.user_id_value] = user
+        return user
 
     def clear(self) -> None:
         """Forget everything (after a key change)."""
         self._entries.clear()
+        self._order.clear()
         self._users.clear()
-
-
-def _same_user(a: Identity, b: Identity) -> bool:
-    return (a.user_id, a.username, a.groups, a.scopes) == (
-        b.user_id,
-        b.username,
-        b.groups,
-        b.scopes,
-    )
 
 
 def _cache_key(token: str) -> bytes:

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from .config import RuleConfig
 from .forwarded import normalise_path
-from .types import Identity
+from .types import Principal
 
 
 class Access(StrEnum):
@@ -107,7 +107,7 @@ def first_match(rules: tuple[Rule, ...], host: str, path: str, method: str) -> R
     return None
 
 
-def decide(identity: Identity | None, rule: Rule | None) -> Decision:
+def decide(identity: Principal | None, rule: Rule | None) -> Decision:
     """The decision for a request whose matching rule is ``rule`` (None: no rule matched)."""
     if rule is None:
         if identity is None:

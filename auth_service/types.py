@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Principal(Protocol):
+    """What access rules read of a caller: an ``Identity``, or a cached user."""
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,7 @@ class Authenticator:
 
     def _check_revoked(self, entry: CachedIdentity) -> None:
         # Checked on every request, cached or not: a logout takes effect at once.
-        if entry.identity.session_id in self.revoked:
+        if entry.session_id in self.revoked:
             raise RevokedToken("the session of this token has ended")
 
     async def _verify(self, token: str) -> Identity:

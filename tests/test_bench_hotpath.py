@@ -96,12 +96,11 @@ def test_a_users_tokens_share_one_copy_of_the_user() -> None:
     cache = TokenCache(10)
     first = cache.put("t1", _identity(str(uuid.UUID(int=1))))
     second = cache.put("t2", _identity(str(uuid.UUID(int=1))))
-    assert second.headers is first.headers
-    assert second.identity.username is first.identity.username
-    assert second.identity.token_id != first.identity.token_id
+    assert second.user is first.user
     renamed = cache.put("t3", _identity(str(uuid.UUID(int=1)), name="alice2"))
-    assert renamed.headers != first.headers
-    assert dict(renamed.headers)[b"x-auth-user"] == b"alice2"
+    assert renamed.user is not first.user
+    assert dict(renamed.user.headers())[b"x-auth-user"] == b"alice2"
+    assert dict(first.user.headers())[b"x-auth-user"] == b"alice"  # what its token said
 
 
 def test_the_bound_holds_under_a_flood_and_the_oldest_go_first() -> None:

@@ -280,8 +280,8 @@ async def _end_cookie_session(request: Request) -> None:
         entry, _ = await runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
     except CredentialError:
         return  # nothing to end: the cookie is cleared all the same
-    if entry.identity.session_id is not None:
-        await end_session(request, entry.identity.session_id, entry.identity.username)
+    if entry.session_id is not None:
+        await end_session(request, entry.session_id, entry.user.username)
 
 
 async def home(request: Request) -> Response:
@@ -302,6 +302,6 @@ async def home(request: Request) -> Response:
         request,
         "auth-service",
         "message.html",
-        {"heading": "Signed in", "text": f"You are signed in as {entry.identity.username}."},
+        {"heading": "Signed in", "text": f"You are signed in as {entry.user.username}."},
         markup={"link": '<p><a href="/logout">Sign out</a></p>'},
     )

@@ -128,7 +128,7 @@ async def logout(request: Request) -> Response:
             entry, _ = await runtime.authenticator.authenticate([v.encode() for v in authorization])
         except CredentialError as refusal:
             return _refused(refusal.description, refusal.code)
-        session_id, username = entry.identity.session_id, entry.identity.username
+        session_id, username = entry.session_id, entry.user.username
     else:
         token, _ = await _refresh_token_from(request)
         async with runtime.pool.acquire() as conn:

@@ -108,12 +108,14 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             return
         (CACHE_HIT if cached else CACHE_MISS).inc()
         if rule is not None:
-            await _by_rule(send, decide(entry.identity, rule), entry, request_id, original, policy)
+            await _by_rule(send, decide(entry.user, rule), entry, request_id, original, policy)
             return
         _ALLOWED.inc()
         if log.isEnabledFor(logging.DEBUG):
             _log_decision("allowed", entry, cached, original)
-        await _send(send, 200, [_NO_STORE, *entry.headers], request_id, b"")
+        headers = entry.user.headers()
+        headers.append(_NO_STORE)
+        await _send(send, 200, headers, request_id, b"")
     finally:
         VALIDATE_DURATION.observe(perf_counter() - started)
         request_id_var.reset(context)
@@ -130,7 +132,7 @@ def _log_decision(
         message,
         extra={
             "auth_stage": "policy",
-            "user": entry.identity.username if entry else None,
+            "user": entry.user.username if entry else None,
             "token_cache": None if cached is None else ("hit" if cached else "miss"),
             "method": original.method,
             "host": original.host,
@@ -162,7 +164,8 @@ async def _by_rule(
         )
     if decision.allowed:
         (_ALLOWED if entry else _ANONYMOUS).inc()
-        headers = [_NO_STORE, *entry.headers] if entry else [_NO_STORE]
+        headers = entry.user.headers() if entry else []
+        headers.append(_NO_STORE)
         await _send(send, 200, headers, request_id, b"")
         return
     if decision.status == 401:  # an "authenticated" rule and no credential: not reached
