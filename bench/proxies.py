@@ -15,6 +15,8 @@ READY_TIMEOUT_SECONDS = 30.0
 # What Traefik copies from a 200 of the auth server onto the forwarded request (as shipped
 # in traefik/dynamic.yml).
 AUTH_RESPONSE_HEADERS = "X-Auth-User, X-Auth-User-Id, X-Auth-Groups, X-Auth-Scopes, X-Request-Id"
+# What validate reads of the original request; Traefik adds its X-Forwarded-* after this filter.
+AUTH_REQUEST_HEADERS = "Authorization, Cookie, Accept, X-Request-Id"
 
 
 def find_nginx() -> str | None:
@@ -78,6 +80,7 @@ def _middleware(address: str) -> str:
         address: "{address}"
         trustForwardHeader: false
         authResponseHeaders: [{AUTH_RESPONSE_HEADERS}]
+        authRequestHeaders: [{AUTH_REQUEST_HEADERS}]
 """
 
 

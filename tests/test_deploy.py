@@ -498,6 +498,25 @@ def test_middleware_forwards_to_validate_and_copies_identity_headers() -> None:
     assert not missing, f"clients could forge {missing}"
 
 
+def _client_headers_validate_reads() -> set[str]:
+    from auth_service.forwarded import FORWARDED_HEADER_NAMES
+    from auth_service.routes.validate import _WANTED
+
+    return {name.decode() for name in _WANTED if name not in FORWARDED_HEADER_NAMES}
+
+
+@pytest.mark.parametrize("where", ["traefik/dynamic.yml", "deploy/kubernetes/middleware.yaml"])
+def test_traefik_sends_validate_every_client_header_it_reads(where: str) -> None:
+    """authRequestHeaders filters what reaches validate: a header validate reads but the
+    filter drops would silently stop working behind Traefik (cookies, browser redirects)."""
+    if where.startswith("traefik"):
+        forward = load_yaml(ROOT / where)["http"]["middlewares"]["auth"]["forwardAuth"]
+    else:
+        forward = resource("Middleware")["spec"]["forwardAuth"]
+    sent = {h.lower() for h in forward["authRequestHeaders"]}
+    assert sent == _client_headers_validate_reads()
+
+
 def routes(ingress_route: Doc) -> list[Doc]:
     result: list[Doc] = ingress_route["spec"]["routes"]
     for route in result:
