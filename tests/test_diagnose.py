@@ -12,15 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from auth_service.diagnose import (
-    DiagnoseError,
-    Verdict,
-    advice,
-    report,
-    summarise_log,
-    summarise_metrics,
-    verdict_for,
-)
+from auth_service.diagnose import DiagnoseError, summarise_log, summarise_metrics
+from auth_service.verdict import Verdict, advice, report, verdict_for
 
 from .conftest import PASSWORD, Served, cli_env, create_user
 
