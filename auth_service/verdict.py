@@ -1,7 +1,7 @@
 """The verdict of ``auth-service diagnose`` and the report it prints: thresholds and wording.
 
 ``diagnose.py`` reads and counts the validate decisions; this module judges the counts and
-says what to do about them. Both are pure: nothing here reads a file or the network.
+says what to do about them; nothing here reads a file or the network.
 """
 
 from __future__ import annotations
