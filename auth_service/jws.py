@@ -52,7 +52,11 @@ class CompactJWS:
 
     def verified_payload(self, algorithm: str, public_key: Any) -> dict[str, Any]:
         """The payload, once the signature holds for ``public_key`` under ``algorithm``."""
-        if algorithm != "ES256" or not isinstance(public_key, ec.EllipticCurvePublicKey):
+        if (
+            algorithm != "ES256"
+            or not isinstance(public_key, ec.EllipticCurvePublicKey)
+            or not isinstance(public_key.curve, ec.SECP256R1)  # ES256 is P-256 (RFC 7518)
+        ):
             raise InvalidToken("the token was not signed by a key we know")
         if not _ES256_SIGNATURE.fullmatch(self._signature):
             raise InvalidToken("the token's signature is malformed")
