@@ -201,6 +201,18 @@ def auth_service_command() -> list[str]:
     return [str(Path(sys.executable).with_name("auth-service"))]
 
 
+def run_cli(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """``auth-service ARGS`` to completion, with ``cli_env(**env)``; its output as text."""
+    return subprocess.run(
+        [*auth_service_command(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=cli_env(**env),
+        timeout=60,
+    )
+
+
 def start_served(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60) -> Served:
     """Start ``auth-service serve [args]`` and wait until ``/health/ready`` answers 200."""
     port = free_port()

@@ -10,18 +10,11 @@ from typing import Any
 
 import httpx
 
-from .conftest import PASSWORD, Served, auth_service_command, cli_env
+from .conftest import PASSWORD, Served, run_cli
 
 
 def cli(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*auth_service_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_DATABASE_URL=database_url),
-        timeout=60,
-    )
+    result = run_cli(*args, stdin=stdin, AUTH_DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -80,13 +73,7 @@ def test_each_event_kind_is_audited_and_listed(
 
 
 def test_since_must_be_a_duration_or_a_date(database_url: str) -> None:
-    result = subprocess.run(
-        [*auth_service_command(), "audit", "--since", "yesterday"],
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_DATABASE_URL=database_url),
-        timeout=60,
-    )
+    result = run_cli("audit", "--since", "yesterday", AUTH_DATABASE_URL=database_url)
     assert result.returncode == 1 and "--since" in result.stderr
     assert "Traceback" not in result.stderr
 

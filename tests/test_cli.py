@@ -8,7 +8,7 @@ import subprocess
 import httpx
 import pytest
 
-from .conftest import PASSWORD, auth_service_command, cli_env
+from .conftest import PASSWORD, run_cli
 
 
 def run(
@@ -16,14 +16,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     if database_url is not None:
         env["AUTH_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [*auth_service_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=cli_env(**env),
-        timeout=60,
-    )
+    return run_cli(*args, stdin=stdin, **env)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:

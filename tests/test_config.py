@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from auth_service.config import load_config
 from auth_service.errors import ConfigurationError
 
-from .conftest import auth_service_command, cli_env
+from .conftest import run_cli
 
 
 @pytest.mark.parametrize(
@@ -57,13 +56,7 @@ def test_check_config_lists_rules_in_evaluation_order(tmp_path: Path) -> None:
         '[[rules]]\nid = "first"\npath = "/a/**"\nallow = "anonymous"\n'
         '[[rules]]\nid = "second"\npath = "/b"\nmethods = ["get"]\ngroups = ["g"]\n'
     )
-    result = subprocess.run(
-        [*auth_service_command(), "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-    )
+    result = run_cli("check-config", str(path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "valid" in lines[0]
@@ -77,13 +70,7 @@ def test_check_config_lists_rules_in_evaluation_order(tmp_path: Path) -> None:
 def test_serve_refuses_an_invalid_file_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "auth.toml"
     path.write_text('[[rules]]\nid = "x"\nallow = "maybe"\n')
-    result = subprocess.run(
-        [*auth_service_command(), "serve"],
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_CONFIG=str(path)),
-        timeout=60,
-    )
+    result = run_cli("serve", AUTH_CONFIG=str(path))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "rules[0].allow" in result.stderr
     assert "Traceback" not in result.stderr

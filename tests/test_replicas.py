@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from .conftest import PASSWORD, Served, auth_service_command, cli_env, create_user
+from .conftest import PASSWORD, Served, create_user, run_cli
 from .tcp_relay import Relay
 
 VALIDATE = "/api/v1/auth/validate"
@@ -100,13 +99,7 @@ def test_key_rotation_reaches_the_other_replica_and_old_tokens_keep_working(
     a, b = replicas
     old = login(a)
     old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
-    rotated = subprocess.run(
-        [*auth_service_command(), "keys", "rotate"],
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_DATABASE_URL=database_url),
-        timeout=60,
-    )
+    rotated = run_cli("keys", "rotate", AUTH_DATABASE_URL=database_url)
     assert rotated.returncode == 0, rotated.stderr
     new_kid = rotated.stdout.split()[3].rstrip(";")
     assert new_kid != old_kid
@@ -115,13 +108,7 @@ def test_key_rotation_reaches_the_other_replica_and_old_tokens_keep_working(
         assert validate(replica, old["access_token"]) == 200
         kids = {k["kid"] for k in httpx.get(replica.url + "/.well-known/jwks.json").json()["keys"]}
         assert kids == {old_kid, new_kid}
-    listed = subprocess.run(
-        [*auth_service_command(), "keys", "list"],
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_DATABASE_URL=database_url),
-        timeout=60,
-    )
+    listed = run_cli("keys", "list", AUTH_DATABASE_URL=database_url)
     states = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:]}
     assert states == {old_kid: "verifying", new_kid: "signing"}
 

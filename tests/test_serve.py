@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .conftest import PASSWORD, auth_service_command, cli_env
+from .conftest import PASSWORD, run_cli
 
 
 def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: Any) -> None:
@@ -20,13 +19,15 @@ def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: 
     assert len(hints) == 1, served.log_text()
 
     # A second process with the same data folder shares the running server.
-    added = subprocess.run(
-        [*auth_service_command(), "user", "add", "alice", "--password-stdin", "--group", "ops"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(AUTH_DATA_DIR=data),
+    added = run_cli(
+        "user",
+        "add",
+        "alice",
+        "--password-stdin",
+        "--group",
+        "ops",
+        stdin=PASSWORD + "\n",
+        AUTH_DATA_DIR=data,
     )
     assert added.returncode == 0, added.stderr
 
@@ -54,14 +55,12 @@ def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: 
 
 
 def test_an_unreachable_database_stops_serve_with_one_clear_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*auth_service_command(), "serve", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(
-            AUTH_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", AUTH_LOG_FORMAT="text"
-        ),
+    result = run_cli(
+        "serve",
+        "--port",
+        "0",
+        AUTH_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        AUTH_LOG_FORMAT="text",
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr

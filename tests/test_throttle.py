@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from auth_service.app import AuthServiceApp, create_app
 from auth_service.settings import Settings
 
-from .conftest import PASSWORD, Served, auth_service_command, cli_env, create_user
+from .conftest import PASSWORD, Served, create_user, run_cli
 
 LOGIN = "/api/v1/auth/login"
 
@@ -127,13 +126,7 @@ def test_an_operator_unlocks_an_account_and_replicas_share_the_count(
     for replica in (a, b):
         login = httpx.post(replica.url + LOGIN, json={"username": "alice", "password": PASSWORD})
         assert login.status_code == 429
-    unlocked = subprocess.run(
-        [*auth_service_command(), "user", "unlock", "alice"],
-        capture_output=True,
-        text=True,
-        env=cli_env(AUTH_DATABASE_URL=database_url),
-        timeout=60,
-    )
+    unlocked = run_cli("user", "unlock", "alice", AUTH_DATABASE_URL=database_url)
     assert unlocked.returncode == 0 and "unlocked alice" in unlocked.stdout
     login = httpx.post(b.url + LOGIN, json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 200
