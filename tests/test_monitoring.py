@@ -38,6 +38,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from auth_service import metrics as service_metrics
 
+from .conftest import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
@@ -504,12 +506,7 @@ def prometheus(tmp_path: Path, fake_service: str) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
 
 
 def query(url: str, expr: str) -> list[Doc]:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from ..conftest import Served, free_port
+from ..conftest import Served, free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,16 +59,6 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: 
     raise AssertionError(f"{what} did not listen on {port}:\n{log.read_text(errors='replace')}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 @pytest.fixture
 def echo_port(tmp_path: Path) -> Iterator[int]:
     """The demo upstream: echoes every request's headers as JSON."""
@@ -84,7 +74,7 @@ def echo_port(tmp_path: Path) -> Iterator[int]:
         _wait_for_port(port, process, "the echo upstream", log)
         yield port
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _traefik_binary() -> str:
@@ -199,4 +189,4 @@ def stack(
             time.sleep(0.1)
         yield stack
     finally:
-        _stop(proxy)
+        stop_process(proxy)
