@@ -89,7 +89,14 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
     finally:
         await conn.close()
-    yield with_database(server_url, name)
+    url = with_database(server_url, name)
+    yield url
+    await drop_database(server_url, url)
+
+
+async def drop_database(server_url: str, database_url: str) -> None:
+    """Drop the database of ``database_url`` (if it still exists), closing its sessions."""
+    name = urlsplit(database_url).path.lstrip("/")
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from auth_service.status import COMPONENTS, Answer, StatusError, assess, default_url, table
 
-from .conftest import Served, cli_env
+from .conftest import Served, cli_env, drop_database
 
 # The command as ``auth-service check-status`` runs it once cli.py registers the module.
 COMMAND = (
@@ -78,12 +76,7 @@ async def test_database_gone(
     server_url: str, database_url: str, serve: Callable[..., Served]
 ) -> None:
     served = serve(AUTH_DATABASE_URL=database_url)
-    name = urlsplit(database_url).path.lstrip("/")
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    await drop_database(server_url, database_url)
     result = run("--url", served.url)
     assert result.returncode == 1, result.stdout
     found = rows(result.stdout)

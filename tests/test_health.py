@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-import asyncpg
 import httpx
 
 from auth_service.app import AuthServiceApp
+
+from .conftest import drop_database
 
 
 async def test_healthy_service(client: httpx.AsyncClient, app: AuthServiceApp) -> None:
@@ -24,12 +23,7 @@ async def test_healthy_service(client: httpx.AsyncClient, app: AuthServiceApp) -
 async def test_not_ready_when_the_database_is_gone(
     client: httpx.AsyncClient, server_url: str, database_url: str
 ) -> None:
-    name = urlsplit(database_url).path.lstrip("/")
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    await drop_database(server_url, database_url)
     ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"] is False
