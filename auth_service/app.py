@@ -345,20 +345,23 @@ def _remove_signal_handlers(numbers: list[int]) -> None:
         loop.remove_signal_handler(number)
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> AuthServiceApp:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    configure_logs: bool = True,
+    freeze_after_start: bool = False,
+) -> AuthServiceApp:
     """Build the application from ``settings`` (default: the ``AUTH_*`` environment)."""
     settings = settings or Settings()
     if configure_logs:
         configure_logging(settings.log_level, settings.log_format)
-    return AuthServiceApp(settings)
+    return AuthServiceApp(settings, freeze_after_start=freeze_after_start)
 
 
 def create_server_app() -> AuthServiceApp:
     """The factory ``auth-service serve`` gives uvicorn: ``create_app`` for a process that
     serves until it stops (tests build many apps in one process and leave the collector be)."""
-    app = create_app()
-    app.freeze_after_start = True
-    return app
+    return create_app(freeze_after_start=True)
 
 
 def error_body(code: ErrorCode | str, description: str) -> dict[str, Any]:

@@ -108,8 +108,9 @@ class TokenCache:
 
     def put(self, token: str, identity: Identity) -> CachedIdentity:
         """Remember a verified identity until its ``exp``."""
-        valid_until = self._clock() + identity.expires_at - time.time()
-        if self.max_entries <= 0 or valid_until <= self._clock():
+        now = self._clock()
+        valid_until = now + identity.expires_at - time.time()
+        if self.max_entries <= 0 or valid_until <= now:
             return CachedIdentity(CachedUser(identity), identity.session_id, valid_until)
         entry = CachedIdentity(self._user(identity), identity.session_id, valid_until)
         entries, order = self._entries, self._order
