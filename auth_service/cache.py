@@ -9,11 +9,16 @@ from hashlib import sha256
 
 from .types import Identity
 
-# The identity headers that tell the upstream who is calling, in the order they are sent.
-USER_HEADER = b"x-auth-user"
-USER_ID_HEADER = b"x-auth-user-id"
-GROUPS_HEADER = b"x-auth-groups"
-SCOPES_HEADER = b"x-auth-scopes"
+# The identity headers that tell the upstream who is calling, in the order they are sent:
+# the one list of their names. Validate sends every one of them on every 200 (empty where
+# unknown), and the proxy configurations and their tests are checked against it.
+IDENTITY_HEADERS: tuple[bytes, ...] = (
+    b"x-auth-user",
+    b"x-auth-user-id",
+    b"x-auth-groups",
+    b"x-auth-scopes",
+)
+USER_HEADER, USER_ID_HEADER, GROUPS_HEADER, SCOPES_HEADER = IDENTITY_HEADERS
 
 
 class CachedUser:
@@ -44,8 +49,8 @@ class CachedUser:
         )
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """The identity headers, built for one response (a few tuples: cheaper than keeping
-        them per entry)."""
+        """The identity headers, in the order of ``IDENTITY_HEADERS``, built for one response
+        (a few tuples: cheaper than keeping them per entry)."""
         return [
             (USER_HEADER, self.name_value),
             (USER_ID_HEADER, self.user_id_value),

@@ -13,6 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import AuthServiceApp, create_app
+from auth_service.cache import IDENTITY_HEADERS
 from auth_service.config import RuleConfig
 from auth_service.policy import compile_rules, decide, first_match, glob_to_regex
 from auth_service.settings import Settings
@@ -136,7 +137,9 @@ async def test_rule_decisions(
     if status == 200 and who:
         assert response.headers["x-auth-user"] == who
     if status == 200 and not who:
-        assert "x-auth-user" not in response.headers
+        # Every identity header, empty: a proxy that copies what we send forwards no one's.
+        for name in IDENTITY_HEADERS:
+            assert response.headers.get_list(name.decode()) == [""], name
 
 
 async def test_an_anonymous_page_ignores_a_bad_credential(client: httpx.AsyncClient) -> None:

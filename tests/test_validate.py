@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth_service.app import AuthServiceApp
+from auth_service.cache import IDENTITY_HEADERS
 
 from .conftest import create_user, login
 
@@ -63,6 +64,8 @@ async def test_valid_token_gives_identity_headers(
         assert response.headers["x-auth-groups"] == "admins,dev"
         assert response.headers["x-auth-scopes"] == ""
         assert len(response.headers["x-request-id"]) == 16
+        for name in IDENTITY_HEADERS:  # every one, once: a proxy copies exactly these
+            assert len(response.headers.get_list(name.decode())) == 1, name
 
 
 async def test_bearer_scheme_is_case_insensitive(

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..cache import CachedIdentity
+from ..cache import IDENTITY_HEADERS, CachedIdentity
 from ..errors import CredentialError, ErrorCode
 from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
@@ -46,6 +46,9 @@ _WANTED = {
     **dict.fromkeys(FORWARDED_HEADER_NAMES, _FORWARDED),
 }
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
+# An anonymous 200 names nobody, in every identity header: a proxy that replaces only the
+# headers present in our answer still replaces a client's own X-Auth-User with nothing.
+_ANONYMOUS_IDENTITY = tuple((name, b"") for name in IDENTITY_HEADERS)
 _EXTRACTION_CODES = {ErrorCode.MISSING_TOKEN, ErrorCode.MALFORMED_HEADER, ErrorCode.TOKEN_TOO_LONG}
 _REDIRECT_METHODS = {"GET", "HEAD"}
 
@@ -164,7 +167,7 @@ async def _by_rule(
         )
     if decision.allowed:
         (_ALLOWED if entry else _ANONYMOUS).inc()
-        headers = entry.user.headers() if entry else []
+        headers = entry.user.headers() if entry else [*_ANONYMOUS_IDENTITY]
         headers.append(_NO_STORE)
         await _send(send, 200, headers, request_id, b"")
         return
