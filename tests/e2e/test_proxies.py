@@ -4,11 +4,15 @@ identity headers for tokens and cookies, no forged identity, and the whole form 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+
+from auth_service.cache import IDENTITY_HEADERS
 
 from ..conftest import PASSWORD, create_user
 from .conftest import Stack
@@ -137,3 +141,79 @@ async def test_session_cookie_alone_is_a_credential(stack: Stack, database_url: 
     token = await json_login(stack)  # an access token works as the cookie's value too
     seen: dict[str, Any] = upstream_headers(get_app(stack, Cookie=f"auth_session={token}"))
     assert seen["x-auth-user"] == ["alice"]
+
+
+# What a client forges to pass as someone else, under every identity header name.
+FORGED_VALUES = {
+    "x-auth-user": "mallory",
+    "x-auth-user-id": "00000000-0000-0000-0000-000000000000",
+    "x-auth-groups": "root,admins",
+    "x-auth-scopes": "orders:write admin",
+}
+
+
+def forged_identity(spelling: Callable[[str], str] = str.title) -> list[tuple[str, str]]:
+    """Every identity header (cache.IDENTITY_HEADERS), with a forged value."""
+    return [
+        (spelling(name.decode()), FORGED_VALUES.get(name.decode(), "forged"))
+        for name in IDENTITY_HEADERS
+    ]
+
+
+def assert_nothing_forged(seen: dict[str, list[str]], identity: dict[str, str]) -> None:
+    """The upstream saw ``identity`` (name -> value), and nobody under the other names."""
+    for name in IDENTITY_HEADERS:
+        key = name.decode()
+        assert seen.get(key, [""]) == [identity.get(key, "")], (key, seen.get(key))
+
+
+def assert_refused(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert "x-upstream" not in response.headers, "the upstream was reached"
+
+
+async def test_forged_identity_never_reaches_upstream_with_a_valid_token(
+    stack: Stack, database_url: str
+) -> None:
+    await create_user(database_url, "alice", groups=("staff",))
+    token = await json_login(stack)
+    # Each forged header twice, spelled two ways: a proxy must drop every copy.
+    forged = forged_identity() + forged_identity(str.upper)
+    response = httpx.get(
+        stack.url("app", ORIGINAL_PATH),
+        headers=[*stack.headers("app").items(), ("Authorization", f"Bearer {token}"), *forged],
+    )
+    seen = upstream_headers(response)
+    assert seen["x-auth-user"] == ["alice"]
+    assert seen["x-auth-groups"] == ["staff"]
+    assert seen.get("x-auth-scopes", [""]) == [""]  # alice's token has no scopes
+    for name, value in forged:
+        assert value not in seen.get(name.lower(), []), name
+
+
+@pytest.mark.parametrize("credential", ["none", "bad", "good"])
+async def test_forged_identity_never_reaches_upstream_on_an_anonymous_rule(
+    stack: Stack, database_url: str, credential: str
+) -> None:
+    await create_user(database_url, "alice", groups=("staff",))
+    headers = dict(forged_identity())
+    if credential == "bad":
+        headers["Authorization"] = "Bearer not.a.token"
+    elif credential == "good":
+        headers["Authorization"] = f"Bearer {await json_login(stack)}"
+    seen = upstream_headers(get_app(stack, "/public/page", **headers))
+    if credential == "good":
+        assert seen["x-auth-user"] == ["alice"]
+        assert seen["x-auth-groups"] == ["staff"]
+    else:
+        assert_nothing_forged(seen, {})
+
+
+async def test_refused_requests_never_reach_upstream(stack: Stack, database_url: str) -> None:
+    await create_user(database_url, "alice", groups=("staff",))
+    token = await json_login(stack)
+    forged = dict(forged_identity())
+    assert_refused(get_app(stack, **forged), 401)
+    assert_refused(get_app(stack, Authorization="Bearer not.a.token", **forged), 401)
+    denied = get_app(stack, "/internal/x", Authorization=f"Bearer {token}", **forged)
+    assert_refused(denied, 403)
