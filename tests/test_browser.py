@@ -94,8 +94,15 @@ async def test_browser_without_credential_is_sent_to_the_login_page(
         {**ORIGINAL},
         {**ORIGINAL, "Accept": "application/json, text/html;q=0.5"},
         {**ORIGINAL, "X-Forwarded-Method": "POST", "Accept": BROWSER},
-        # nginx's auth_request cannot relay a redirect: it gets the 401 and redirects itself.
+        # nginx's auth_request cannot relay a redirect: it gets the 401 and redirects itself,
+        # where we name a login URL: for browsers only.
         {"X-Original-Uri": "/orders", "X-Forwarded-Host": "app.example.com", "Accept": BROWSER},
+        {"X-Original-Uri": "/orders", "X-Forwarded-Host": "app.example.com", "Accept": "*/*"},
+        {
+            "X-Original-Uri": "/orders",
+            "X-Forwarded-Host": "app.example.com",
+            "Accept": "application/json, text/html;q=0.5",
+        },
     ],
 )
 async def test_api_clients_keep_getting_401(
@@ -104,7 +111,9 @@ async def test_api_clients_keep_getting_401(
     response = await client.get(VALIDATE, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"] == "missing_token"
-    if "X-Original-Uri" in headers:
+    if "X-Original-Uri" in headers:  # nginx answers from our error code
+        assert response.headers["x-auth-error"] == "missing_token"
+    if "X-Original-Uri" in headers and headers["Accept"] == BROWSER:
         # nginx redirects browsers itself, to the login URL we name.
         assert response.headers["x-auth-redirect"] == "http://auth.test/login?rd=" + quote(
             "http://app.example.com/orders", safe=""

@@ -210,10 +210,11 @@ async def _unauthorized(
             },
         )
     # Browsers go to the login page. nginx's auth_request cannot pass a redirect on (it
-    # turns anything but 2xx/401/403 into a 500): nginx-style requests get the 401 with the
-    # login URL in X-Auth-Redirect, and the nginx configuration redirects browsers there.
+    # turns anything but 2xx/401/403 into a 500), nor our body: nginx-style requests get the
+    # 401 with the login URL in X-Auth-Redirect (for browsers only, judged here as for every
+    # proxy) and the error code in X-Auth-Error, from which the nginx configuration answers.
     headers: list[tuple[bytes, bytes]] = []
-    if original.method in _REDIRECT_METHODS and (original.nginx or prefers_html(accept)):
+    if original.method in _REDIRECT_METHODS and prefers_html(accept):
         location = runtime.login_url
         if original.url:
             location += "?rd=" + quote(original.url, safe="")
@@ -221,6 +222,8 @@ async def _unauthorized(
             await _send(send, 302, [_NO_STORE, (b"location", location.encode())], request_id, b"")
             return
         headers.append((b"x-auth-redirect", location.encode()))
+    if original.nginx:
+        headers.append((b"x-auth-error", code.value.encode()))
     challenge = _REALM
     if code != ErrorCode.MISSING_TOKEN:  # a credential was sent
         # error_description is our own fixed text; quotes cannot occur in it.

@@ -44,10 +44,44 @@ def get_app(stack: Stack, path: str = ORIGINAL_PATH, **headers: str) -> httpx.Re
     return httpx.get(stack.url("app", path), headers=stack.headers("app", **headers))
 
 
+def assert_our_401(response: httpx.Response, code: str) -> None:
+    """Our JSON error (README: error codes in 401 bodies), whichever proxy answered."""
+    assert response.status_code == 401, response.text
+    (challenge,) = response.headers.get_list("www-authenticate")
+    assert challenge.startswith('Bearer realm="auth-service"')
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"error", "error_description", "request_id"}
+    assert body["error"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
 async def test_api_client_without_token_gets_401(stack: Stack) -> None:
     response = get_app(stack, Accept="application/json")
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_our_401(response, "missing_token")
+    assert "error=" not in response.headers["www-authenticate"]
+    bad = get_app(stack, Accept="application/json", Authorization="Bearer not.a.token")
+    assert_our_401(bad, "invalid_token")
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("method", "accept"),
+    [
+        ("GET", "*/*"),  # curl
+        ("GET", "application/json, text/html;q=0.5"),  # prefers JSON
+        ("GET", "text/html;q=0"),  # refuses HTML
+        ("POST", BROWSER),  # a form post is not sent to the login page
+    ],
+)
+async def test_only_a_browser_is_sent_to_the_login_page(
+    stack: Stack, method: str, accept: str
+) -> None:
+    """The README's browser test, the same through every proxy."""
+    response = httpx.request(
+        method, stack.url("app", ORIGINAL_PATH), headers=stack.headers("app", Accept=accept)
+    )
+    assert_our_401(response, "missing_token")
 
 
 async def test_browser_is_redirected_to_login_with_rd(stack: Stack) -> None:
