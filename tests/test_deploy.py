@@ -406,7 +406,14 @@ def test_kustomization_lists_the_manifests_but_not_the_templates() -> None:
     assert templates == {"secret.example.yaml", "ingressroute.example.yaml"}
     assert listed == {p.name for p in manifest_files()} - templates
     kinds = {doc["kind"] for path in kustomization_resources() for doc in manifests(path)}
-    assert kinds == {"Deployment", "Service", "PodDisruptionBudget", "Middleware", "IngressRoute"}
+    assert kinds == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "Middleware",
+        "IngressRoute",
+    }
 
 
 def test_deployment_probes_and_replicas() -> None:
@@ -444,8 +451,11 @@ def test_deployment_configuration() -> None:
     ref = env["AUTH_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == secret["metadata"]["name"] == "auth-service-database"
     assert ref["key"] == "url" and "url" in secret["stringData"]
-    assert env["AUTH_LOG_FORMAT"]["value"] == "json"
-    assert env["AUTH_TRUSTED_PROXIES"]["value"]
+    # The other settings come from the ConfigMap (tests/test_deploy_kubernetes.py).
+    (source,) = container(deployment)["envFrom"]
+    settings = resource("ConfigMap", source["configMapRef"]["name"])["data"]
+    assert settings["AUTH_LOG_FORMAT"] == "json"
+    assert settings["AUTH_TRUSTED_PROXIES"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/metrics"
