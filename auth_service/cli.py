@@ -382,6 +382,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1, or a usage error (not a database error for -1)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auth-service",
@@ -428,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="list audit events (logins, logouts, changes)")
     audit.add_argument("--user", help="only this user's events")
     audit.add_argument("--since", help="e.g. 30m, 1h, 7d, or an ISO 8601 date")
-    audit.add_argument("--limit", type=int, default=1000, help="newest N events (default 1000)")
+    audit.add_argument(
+        "--limit", type=_positive, default=1000, metavar="N", help="newest N events (default 1000)"
+    )
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(func=cmd_audit)
 

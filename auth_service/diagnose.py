@@ -164,6 +164,8 @@ def add_parser(subparsers: Any) -> None:
     """Register ``diagnose`` on the CLI's subparsers."""
     parser = subparsers.add_parser(
         "diagnose",
+        # argparse would print "[--url URL] [FILE]": neither optional nor both allowed.
+        usage="%(prog)s [-h] (FILE | - | --url URL)",
         help="explain the share of 401s from a JSON log or a running service's metrics",
         description=(
             "Count validate decisions and their reasons, and give a verdict. "

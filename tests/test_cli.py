@@ -159,3 +159,12 @@ def test_disable_and_passwd_take_effect_at_login(database_url: str, serve) -> No
     assert run(database_url, "user", "disable", "bob").returncode == 0
     assert login("bob", PASSWORD) == 401
     assert "disabled" in run(database_url, "user", "list").stdout
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_audit_limit_must_be_a_positive_number(limit: str) -> None:
+    """A usage error, before any database is opened (it was PostgreSQL's LIMIT error)."""
+    result = run_cli("audit", "--limit", limit, AUTH_DATABASE_URL="postgresql://nowhere.invalid/x")
+    assert result.returncode == 2
+    assert "--limit: not a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr and "InvalidRowCount" not in result.stderr
