@@ -340,7 +340,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for number, rule in enumerate(config.rules, 1):
         conditions = [
             f"host={rule.host}" if rule.host else "",
-            f"path={rule.path}",
+            f"path={rule.path}" + ("" if rule.case_sensitive else " (any case)"),
             f"methods={','.join(rule.methods)}" if rule.methods else "",
             f"groups={','.join(rule.groups)}" if rule.groups else "",
             f"scopes={','.join(rule.scopes)}" if rule.scopes else "",

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
+from .globs import glob_problem
 
 # Public-key algorithms only: a MAC algorithm would let anyone holding the public key sign.
 ASYMMETRIC_ALGORITHMS = (
@@ -62,11 +63,21 @@ class RuleConfig(_Strict):
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     host: str | None = Field(default=None, pattern=r"^(\*\.)?[A-Za-z0-9.-]+$")
-    path: str = Field(default="/**", pattern=r"^/\S*$")
+    path: str = "/**"
+    # false: the path matches in any case, for an upstream that serves /Admin as /admin.
+    case_sensitive: bool = True
     methods: tuple[str, ...] | None = None
     allow: Literal["anonymous", "authenticated", "deny"] = "authenticated"
     groups: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
+
+    @field_validator("path")
+    @classmethod
+    def _usable_glob(cls, value: str) -> str:
+        problem = glob_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r} {problem}")
+        return value
 
     @field_validator("methods")
     @classmethod

@@ -1,18 +1,19 @@
-"""Access rules: the first rule matching a request's host, normalised path and method decides.
+"""Access rules: the first rule matching a request's host, canonical path and method decides.
 
-Pure functions, no I/O. Globs: ``*`` matches within one path segment, ``**`` across segments,
-and ``/admin/**`` also matches ``/admin`` itself. No matching rule means "authenticated".
+Pure functions, no I/O. Paths are matched with the globs of ``globs.py`` (``*`` within one
+segment, ``**`` across segments, ``/admin/**`` also matches ``/admin``), case-sensitively
+unless the rule says otherwise. A rule that names GET also covers HEAD, which servers answer
+as a GET without the body. No matching rule means "authenticated".
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from .config import RuleConfig
-from .forwarded import normalise_path
+from .globs import Glob
 from .types import Principal
 
 
@@ -30,7 +31,7 @@ class Rule:
 
     id: str
     allow: Access
-    path: re.Pattern[str]
+    path: Glob
     host: str | None  # lower-case; a leading "*." means any subdomain
     methods: frozenset[str] | None
     groups: frozenset[str]
@@ -41,7 +42,7 @@ class Rule:
             return False
         if self.host is not None and not _host_matches(self.host, host):
             return False
-        return self.path.fullmatch(path) is not None
+        return self.path.matches(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,41 +55,29 @@ class Decision:
     reason: str
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a path glob (applied to normalised paths, so the pattern is normalised too)."""
-    normalised = normalise_path(pattern) if "*" not in pattern else pattern
-    regex = ""
-    i = 0
-    while i < len(normalised):
-        if normalised.startswith("/**", i):
-            regex += "(?:/.*)?"
-            i += 3
-        elif normalised.startswith("**", i):
-            regex += ".*"
-            i += 2
-        elif normalised[i] == "*":
-            regex += "[^/]*"
-            i += 1
-        else:
-            regex += re.escape(normalised[i])
-            i += 1
-    return re.compile(regex)
-
-
 def compile_rules(configs: Iterable[RuleConfig]) -> tuple[Rule, ...]:
     """Rules ready for ``decide``, in evaluation order."""
     return tuple(
         Rule(
             id=c.id,
             allow=Access(c.allow),
-            path=glob_to_regex(c.path),
+            path=Glob(c.path, case_sensitive=c.case_sensitive),
             host=c.host.lower() if c.host else None,
-            methods=frozenset(c.methods) if c.methods else None,
+            methods=_methods(c.methods),
             groups=frozenset(c.groups),
             scopes=frozenset(c.scopes),
         )
         for c in configs
     )
+
+
+def _methods(names: tuple[str, ...] | None) -> frozenset[str] | None:
+    """The methods a rule covers: GET brings HEAD (a HEAD is a GET without the body, and
+    must not escape a rule written for GET)."""
+    if not names:
+        return None
+    methods = frozenset(names)
+    return methods | {"HEAD"} if "GET" in methods else methods
 
 
 def _host_matches(rule_host: str, host: str) -> bool:

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from auth_service.app import AuthServiceApp, create_app
 from auth_service.cache import IDENTITY_HEADERS
 from auth_service.config import RuleConfig
-from auth_service.policy import compile_rules, decide, first_match, glob_to_regex
+from auth_service.policy import compile_rules, decide, first_match
 from auth_service.settings import Settings
 from auth_service.tokens import issue_access_token
 from auth_service.types import Identity, User
@@ -56,6 +56,23 @@ id = "reports"
 host = "reports.example.com"
 path = "/**"
 groups = ["finance", "admins"]
+
+[[rules]]
+id = "no-downloads"
+path = "/downloads/**"
+methods = ["GET"]
+allow = "deny"
+
+[[rules]]
+id = "legacy"
+path = "/Legacy/**"
+case_sensitive = false
+allow = "deny"
+
+[[rules]]
+id = "nested"
+path = "/**/a/**/b/**/c"
+allow = "deny"
 """
 
 
@@ -117,6 +134,15 @@ def tokens(app: AuthServiceApp) -> dict[str, str]:
         ("dana", "/q3", "reports.example.com", "GET", 200, None),
         ("eve", "/q3", "reports.example.com", "GET", 403, "reports"),
         ("eve", "/q3", "REPORTS.example.com:443", "GET", 403, "reports"),
+        ("eve", "/downloads/x", "app.example.com", "GET", 403, "no-downloads"),
+        ("eve", "/downloads/x", "app.example.com", "HEAD", 403, "no-downloads"),
+        ("eve", "/downloads/x", "app.example.com", "POST", 200, None),
+        ("eve", "/legacy/x", "app.example.com", "GET", 403, "legacy"),
+        ("eve", "/LEGACY", "app.example.com", "GET", 403, "legacy"),
+        ("eve", "/lEgAcY/x/y", "app.example.com", "GET", 403, "legacy"),
+        ("eve", "/legacy-new", "app.example.com", "GET", 200, None),
+        ("eve", "/ADMIN/users", "app.example.com", "GET", 200, None),  # case-sensitive rule
+        ("eve", "/x/a/y/b/z/c", "app.example.com", "GET", 403, "nested"),
     ],
 )
 async def test_rule_decisions(
@@ -184,33 +210,27 @@ async def test_every_spelling_gets_the_decision_of_the_canonical_path(
     assert anonymous.status_code == 401, spelling
 
 
+async def test_many_double_stars_against_a_long_path_answer_at_once(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    # Issue 16, M3: "/**/a/**/b/**/c" as a regex took 54 s on an 8 KB path, on the event
+    # loop. The bound is generous (the walk takes milliseconds); the step count is in
+    # tests/test_globs.py.
+    near_miss = ("/a/b" * 2000)[:8000] + "/x"
+    started = time.monotonic()
+    missed = await ask(client, tokens["eve"], near_miss)
+    matched = await ask(client, tokens["eve"], near_miss[:-2] + "/c")
+    assert time.monotonic() - started < 3
+    assert missed.status_code == 200
+    assert matched.status_code == 403 and matched.json()["rule"] == "nested"
+
+
 async def test_forbidden_outcomes_are_counted_by_rule_id(
     client: httpx.AsyncClient, tokens: dict[str, str]
 ) -> None:
     await ask(client, tokens["eve"], "/admin/x")
     metrics = (await client.get("/metrics")).text
     assert 'auth_validate_requests_total{outcome="forbidden",reason="admin-only"}' in metrics
-
-
-@pytest.mark.parametrize(
-    ("pattern", "path", "matches"),
-    [
-        ("/admin/**", "/admin", True),
-        ("/admin/**", "/admin/", True),
-        ("/admin/**", "/admin/a/b/c", True),
-        ("/admin/**", "/administrator", False),
-        ("/api/*/items", "/api/7/items", True),
-        ("/api/*/items", "/api/7/8/items", False),
-        ("/a/**/z", "/a/z", True),
-        ("/a/**/z", "/a/b/c/z", True),
-        ("/**", "/", True),
-        ("/files/*.pdf", "/files/report.pdf", True),
-        ("/files/*.pdf", "/files/x/report.pdf", False),
-        ("/exact", "/exact/", False),
-    ],
-)
-def test_globs(pattern: str, path: str, matches: bool) -> None:
-    assert (glob_to_regex(pattern).fullmatch(path) is not None) is matches
 
 
 def test_decide_without_rules_and_with_scopes() -> None:
