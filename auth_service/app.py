@@ -53,11 +53,16 @@ class Policy:
 
     rules: tuple[Rule, ...]
     forbidden: dict[str, Any]
+    names_hosts: bool = False  # some rule names a host: a request must say which host
 
     @classmethod
     def from_config(cls, config: FileConfig) -> Policy:
         rules = compile_rules(config.rules)
-        return cls(rules, {r.id: VALIDATE_REQUESTS.labels("forbidden", r.id) for r in rules})
+        return cls(
+            rules,
+            {r.id: VALIDATE_REQUESTS.labels("forbidden", r.id) for r in rules},
+            names_hosts=any(r.host is not None for r in rules),
+        )
 
 
 def read_config(settings: Settings) -> FileConfig:

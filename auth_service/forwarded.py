@@ -1,4 +1,4 @@
-"""What the proxy tells us: trusted peers, the original request, its normalised path."""
+"""What the proxy tells us: trusted peers, the original request, its canonical path."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
+from urllib.parse import unquote
 
 from .logs import acceptable_request_id, new_request_id
 from .settings import IPNetwork
@@ -53,71 +54,86 @@ def choose_request_id(client: object, supplied: bytes | None, trusted: TrustedPr
 
 
 class UnsafePath(ValueError):
-    """A forwarded path that cannot be normalised safely (control characters, bad escapes)."""
+    """A forwarded request we refuse to decide on (400): a path that is not canonical, a
+    malformed escape or host, a control character."""
+
+    status = 400
 
 
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_SEPARATORS = frozenset(b"/\\")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+class ForwardedUriTooLong(UnsafePath):
+    """A forwarded URI over the configured length (414), refused before it is read."""
+
+    status = 414
 
 
-def normalise_path(raw: str) -> str:
-    """One canonical spelling of a request path, for every decision made about it.
+DEFAULT_MAX_URI_LENGTH = 8192
 
-    Drops the query and fragment, and ``;`` parameters of each segment; decodes
-    percent-escapes of unreserved characters and of ``/`` and ``\\`` (others are kept,
-    upper-cased); treats ``\\`` as ``/``; removes ``.`` and ``..`` segments (never above the
-    root) and empty segments. Control characters, raw or escaped, and malformed escapes raise
-    ``UnsafePath``: such a request is refused rather than guessed at.
+# A canonical path with nothing to decode, the usual case: "/" or non-empty segments of
+# plain characters (no "%", "\\", ";" or "#"), none of them "." or "..", and at most one
+# trailing "/". Anything else takes the long way, which refuses or decodes it.
+_PLAIN = re.compile(r"/|(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,=:@]+)+/?")
+
+# Escapes an upstream would decode into something the rules did not see: unreserved
+# characters (RFC 3986 2.3: "/%61dmin" is "/admin" to most servers), the separators "/" and
+# "\\", ";" (path parameters), "%" (a second decoding), "?" and "#", and control characters.
+_REFUSED_ESCAPES = re.compile(
+    "%(?:"
+    + "|".join(
+        f"{byte:02X}"
+        for byte in (
+            *range(0x20),
+            0x7F,
+            *b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
+            *b"/\\;%?#",
+        )
+    )
+    + ")",
+    re.IGNORECASE,
+)
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_REFUSED_CHARACTERS = {"\\": "a '\\'", ";": "a ';'", "#": "a '#'"}
+
+
+def canonical_path(uri: str) -> str:
+    """The path of a forwarded URI (printable ASCII), decoded once, if it is canonical.
+
+    Rules are decided on exactly what the upstream receives, so a path that an upstream
+    could read as another one is refused (``UnsafePath``), never rewritten: "." or ".."
+    segments, empty segments ("//"; a trailing "/" is fine), ";", "\\", "#", malformed
+    escapes, and the escapes in ``_REFUSED_ESCAPES``. The other escapes (a space, UTF-8,
+    reserved characters such as "%40") are decoded, as upstreams decode them; the result
+    must be UTF-8 and printable. The query is not part of the path.
     """
-    path = raw.partition("#")[0].partition("?")[0]
-    if _CANONICAL.fullmatch(path):
-        return path  # the usual case: nothing below would change it
-    return _normalise(path)
+    path = uri.partition("?")[0]
+    if _PLAIN.fullmatch(path):
+        return path  # the usual case: nothing to refuse or decode
+    return _canonical_long_way(path)
 
 
-# A path already in canonical form: "/" or non-empty segments of plain characters (no "%",
-# "\\", ";" or controls), none of them "." or "..", and at most one trailing "/".
-_CANONICAL = re.compile(r"/|(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,=:@]+)+/?")
-
-
-def _normalise(path: str) -> str:
-    """``normalise_path`` of a path without query or fragment, the long way."""
-    data = path.encode("utf-8", "surrogateescape")
-    decoded = bytearray()
-    i = 0
-    while i < len(data):
-        byte = data[i]
-        if byte == 0x25:  # "%"
-            pair = data[i + 1 : i + 3]
-            if len(pair) != 2 or not set(pair) <= _HEX:
-                raise UnsafePath("malformed percent-escape")
-            value = int(pair, 16)
-            if value < 0x20 or value == 0x7F:
-                raise UnsafePath("escaped control character")
-            if value in _UNRESERVED or value in _SEPARATORS:
-                decoded.append(value)
-            else:
-                decoded += b"%" + pair.upper()
-            i += 3
-            continue
-        if byte < 0x20 or byte == 0x7F:
-            raise UnsafePath("control character")
-        decoded.append(byte)
-        i += 1
-    text = decoded.decode("utf-8", "surrogateescape").replace("\\", "/")
-    segments: list[str] = []
-    for segment in text.split("/"):
-        segment = segment.split(";", 1)[0]
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if segments:
-                segments.pop()
-            continue
-        segments.append(segment)
-    trailing = "/" if text.endswith(("/", "/.", "/..")) and segments else ""
-    return "/" + "/".join(segments) + trailing
+def _canonical_long_way(path: str) -> str:
+    """``canonical_path`` of a path without its query, every check made."""
+    for character, name in _REFUSED_CHARACTERS.items():
+        if character in path:
+            raise UnsafePath(f"the forwarded path is not canonical: {name}")
+    segments = path.split("/")
+    if "." in segments or ".." in segments:
+        raise UnsafePath("the forwarded path is not canonical: a '.' or '..' segment")
+    if "" in segments[1:-1]:
+        raise UnsafePath("the forwarded path is not canonical: an empty segment ('//')")
+    if "%" not in path:
+        return path
+    if _MALFORMED_ESCAPE.search(path):
+        raise UnsafePath("malformed percent-escape in the forwarded path")
+    refused = _REFUSED_ESCAPES.search(path)
+    if refused:
+        raise UnsafePath(f"the forwarded path is not canonical: {refused.group().upper()}")
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError as e:
+        raise UnsafePath("the forwarded path's escapes are not UTF-8") from e
+    if not decoded.isprintable():
+        raise UnsafePath("the forwarded path escapes an invisible or control character")
+    return decoded
 
 
 class ForwardedRequest(NamedTuple):
@@ -130,8 +146,8 @@ class ForwardedRequest(NamedTuple):
     method: str
     proto: str
     host: str
-    uri: str  # path and query as the client sent them
-    path: str  # normalised
+    uri: str  # path and query as the proxy forwards them
+    path: str  # the canonical path, decoded once: what the access rules match
     client_ip: str | None
     from_proxy: bool  # the forwarded headers came from a trusted proxy
     nginx: bool = False  # nginx's auth_request conventions (X-Original-URI)
@@ -159,13 +175,18 @@ _METHOD = re.compile(r"[A-Z]{1,16}")
 
 
 def read_forwarded(
-    headers: Sequence[tuple[bytes, bytes]], client: object, trusted: TrustedProxies
+    headers: Sequence[tuple[bytes, bytes]],
+    client: object,
+    trusted: TrustedProxies,
+    max_uri_length: int = DEFAULT_MAX_URI_LENGTH,
 ) -> ForwardedRequest:
     """The original request from ``X-Forwarded-*`` / ``X-Original-*`` of a trusted proxy.
 
     Headers from any other peer are ignored. Only these exact names count: look-alikes such
     as ``X_Forwarded_Uri`` or dotted forms are different headers and never read. The first
-    value of a repeated header wins. Raises ``UnsafePath`` for a path that must be refused.
+    value of a repeated header wins. Raises ``UnsafePath`` for a request that must be
+    refused: a URI over ``max_uri_length`` (``ForwardedUriTooLong``, before anything reads
+    it), a path that is not canonical, a malformed host.
     """
     peer = client[0] if isinstance(client, list | tuple) and client else None
     found: dict[str, str] = {}
@@ -188,6 +209,8 @@ def read_forwarded(
     if host and not _HOST.fullmatch(host):
         raise UnsafePath("malformed forwarded host")
     uri = found.get("uri", "/") or "/"
+    if len(uri) > max_uri_length:
+        raise ForwardedUriTooLong(f"the forwarded URI is longer than {max_uri_length} characters")
     if not uri.startswith("/"):
         raise UnsafePath("the forwarded URI is not a path")
     # Printable ASCII without the space (0x21-0x7E), tested in C rather than per character.
@@ -198,7 +221,7 @@ def read_forwarded(
         proto=proto,
         host=host.lower(),
         uri=uri,
-        path=normalise_path(uri),
+        path=canonical_path(uri),
         client_ip=_client_ip(found.get("for"), peer, trusted),
         from_proxy=True,
         nginx=nginx,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Loopback and the private ranges: where a reverse proxy in front of us normally lives.
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = tuple(
         ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES
     )
+    # Validate refuses a longer forwarded URI (414) and longer Cookie headers (431) unread.
+    max_forwarded_uri_length: int = Field(default=8192, ge=1024, le=1_048_576)
+    max_cookie_header_length: int = Field(default=16_384, ge=4096, le=1_048_576)
 
     # Sessions: refresh tokens and how replicas learn about revocations and new keys.
     refresh_idle_ttl_seconds: int = Field(default=7 * 86_400, ge=60, le=365 * 86_400)
@@ -150,6 +153,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cookie_cap_fits_a_token(self) -> Settings:
+        if self.max_cookie_header_length < self.token_max_length + 256:
+            raise ValueError(
+                "max_cookie_header_length must leave room for a session cookie of "
+                f"token_max_length ({self.token_max_length}) characters"
+            )
+        return self
 
     @property
     def public_origin(self) -> str:

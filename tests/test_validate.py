@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth_service.app import AuthServiceApp
 from auth_service.cache import IDENTITY_HEADERS
+from auth_service.routes.validate import validate_endpoint
 
 from .conftest import create_user, login
 
@@ -280,3 +282,77 @@ async def test_unsafe_forwarded_paths_are_refused_with_400(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert "x-auth-user" not in response.headers
+
+
+async def test_a_forwarded_uri_over_the_cap_gets_414(client: httpx.AsyncClient) -> None:
+    at_cap = "/" + "a" * 8191
+    assert (await client.get(VALIDATE, headers={"X-Forwarded-Uri": at_cap})).status_code == 401
+    response = await client.get(VALIDATE, headers={"X-Forwarded-Uri": at_cap + "a"})
+    assert response.status_code == 414
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_cookie_headers_over_the_cap_get_431_and_a_long_accept_is_ignored(
+    client: httpx.AsyncClient,
+) -> None:
+    other_cookies = "; ".join(f"c{i}=v" for i in range(4000))  # ~30 KB from other sites
+    response = await client.get(VALIDATE, headers={"Cookie": other_cookies})
+    assert response.status_code == 431
+    assert response.json()["error"] == "invalid_request"
+    browser = "text/html,application/xhtml+xml"
+    assert (await client.get(VALIDATE, headers={"Accept": browser})).status_code == 302
+    padded = browser + "," + ",".join(f"x/y{i}" for i in range(200))  # over 1 KB
+    response = await client.get(VALIDATE, headers={"Accept": padded})
+    assert response.status_code == 401  # read as an API client, without parsing it
+
+
+def _python_lines_run(runtime: Any, headers: list[tuple[bytes, bytes]]) -> int:
+    """Lines of Python that validate runs for one request with ``headers`` from a proxy."""
+    scope = {"type": "http", "headers": headers, "client": ("127.0.0.1", 1)}
+    answers: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message)
+
+    lines = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        lines += event == "line"
+        return trace
+
+    coroutine = validate_endpoint(runtime, scope, receive, send)
+    sys.settrace(trace)
+    try:
+        coroutine.send(None)  # it answers without awaiting anything that suspends
+    except StopIteration:
+        pass
+    finally:
+        sys.settrace(None)
+    assert answers and answers[0]["status"] >= 300  # never an identity
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("x-forwarded-uri", b"/x%20"),  # escapes: the long way through the path check
+        ("x-original-uri", b"//.."),
+        ("cookie", b"a=1; "),
+        ("accept", b"text/html;q=0.1,"),
+    ],
+)
+def test_huge_headers_cost_validate_no_more_python_than_small_ones(
+    app: AuthServiceApp, name: str, unit: bytes
+) -> None:
+    # Issue 16, M4: three clients with 900 KB paths pushed everyone's p50 from 2 to 776 ms,
+    # because the value was walked in Python. Counted in lines run, not in time: a huge
+    # value is refused or ignored before anything walks it.
+    assert app.runtime is not None
+    small = _python_lines_run(app.runtime, [(name.encode(), unit * (1024 // len(unit)))])
+    huge = _python_lines_run(app.runtime, [(name.encode(), unit * (200_000 // len(unit)))])
+    assert huge <= small + 20, (small, huge)

@@ -36,7 +36,12 @@ _UNAUTHORIZED = {code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for 
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _REALM = 'Bearer realm="auth-service"'
-# What the header loop keeps, by the lower-case names the server gives us.
+# What the header loop keeps, by the lower-case names the server gives us. The client's own
+# headers, which the proxy passes on (exactly the list of Traefik's authRequestHeaders), and
+# the ones a trusted proxy sets itself: the forwarded headers and its X-Request-Id, which a
+# client must not be able to pass through (the proxy sets it, or we make our own).
+CLIENT_HEADER_NAMES = frozenset({b"authorization", b"cookie", b"accept"})
+PROXY_HEADER_NAMES = FORWARDED_HEADER_NAMES | {b"x-request-id"}
 _AUTHORIZATION, _COOKIE, _FORWARDED, _ACCEPT, _REQUEST_ID = range(5)
 _WANTED = {
     b"authorization": _AUTHORIZATION,
@@ -45,6 +50,9 @@ _WANTED = {
     b"x-request-id": _REQUEST_ID,
     **dict.fromkeys(FORWARDED_HEADER_NAMES, _FORWARDED),
 }
+# Accept only chooses between a redirect and a 401; browsers send some 100 bytes of it. A
+# longer one is ignored (an API client's 401) rather than parsed.
+_MAX_ACCEPT_LENGTH = 1024
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 # An anonymous 200 names nobody, in every identity header: a proxy that replaces only the
 # headers present in our answer still replaces a client's own X-Auth-User with nothing.
@@ -54,10 +62,12 @@ _REDIRECT_METHODS = {"GET", "HEAD"}
 
 
 async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: Any) -> None:
-    """Answer one validate request: 200 with identity headers, 401/302, 403, 400, or 500."""
+    """Answer one validate request: 200 with identity headers, 401/302, 403, 400, 414, 431,
+    or 500."""
     started = perf_counter()
     authorization: list[bytes] = []
     cookies: list[bytes] = []
+    cookie_length = 0
     forwarded: list[tuple[bytes, bytes]] = []
     accept: bytes | None = None
     proxy_request_id: bytes | None = None
@@ -71,20 +81,32 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             forwarded.append((name, value))
         elif wanted == _COOKIE:
             cookies.append(value)
+            cookie_length += len(value)
         elif wanted == _ACCEPT:
-            accept = value
+            accept = value if len(value) <= _MAX_ACCEPT_LENGTH else None
         else:
             proxy_request_id = value
     client = scope.get("client")
     request_id = choose_request_id(client, proxy_request_id, runtime.trusted_proxies)
     context = request_id_var.set(request_id)
     try:
-        try:
-            original = read_forwarded(forwarded, client, runtime.trusted_proxies)
-        except UnsafePath as unsafe:
-            await _refuse(send, ErrorCode.INVALID_REQUEST, str(unsafe), request_id, 400, [])
-            return
+        settings = runtime.settings
         policy = runtime.policy
+        try:
+            original = read_forwarded(
+                forwarded, client, runtime.trusted_proxies, settings.max_forwarded_uri_length
+            )
+            if policy.names_hosts and not original.host:
+                raise UnsafePath("no forwarded host, and access rules name hosts")
+        except UnsafePath as unsafe:
+            await _refuse(send, ErrorCode.INVALID_REQUEST, str(unsafe), request_id, unsafe.status)
+            return
+        if cookie_length > settings.max_cookie_header_length:
+            # Refused before anything splits it: a browser carrying this much would be sent
+            # round the login page for ever if the cookie were ignored instead.
+            description = f"Cookie headers longer than {settings.max_cookie_header_length} bytes"
+            await _refuse(send, ErrorCode.INVALID_REQUEST, description, request_id, 431)
+            return
         rule = (
             first_match(policy.rules, original.host, original.path, original.method)
             if policy.rules
@@ -238,21 +260,19 @@ async def _refuse(
     description: str,
     request_id: str,
     status: int,
-    headers: list[tuple[bytes, bytes]],
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
+    """Answer with our JSON error; a refusal other than a 401 is counted and logged here,
+    in the ``policy`` stage (a request we will not decide on)."""
     if status != 401:
         _UNAUTHORIZED[code].inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "refused",
-                extra={
-                    "auth_stage": "token_extraction",
-                    "error_type": code.value,
-                    "reason": description,
-                },
+                extra={"auth_stage": "policy", "error_type": code.value, "reason": description},
             )
     body = _body(code, description, request_id)
-    await _send(send, status, [_JSON, _NO_STORE, *headers], request_id, body)
+    await _send(send, status, [_JSON, _NO_STORE, *(headers or ())], request_id, body)
 
 
 def _body(code: ErrorCode, description: str, request_id: str) -> bytes:
