@@ -15,8 +15,9 @@ READY_TIMEOUT_SECONDS = 30.0
 # What Traefik copies from a 200 of the auth server onto the forwarded request (as shipped
 # in traefik/dynamic.yml).
 AUTH_RESPONSE_HEADERS = "X-Auth-User, X-Auth-User-Id, X-Auth-Groups, X-Auth-Scopes, X-Request-Id"
-# What validate reads of the original request; Traefik adds its X-Forwarded-* after this filter.
-AUTH_REQUEST_HEADERS = "Authorization, Cookie, Accept, X-Request-Id"
+# The client's headers that validate reads (as shipped); Traefik adds its X-Forwarded-* after
+# this filter.
+AUTH_REQUEST_HEADERS = "Authorization, Cookie, Accept"
 
 
 def find_nginx() -> str | None:

@@ -494,7 +494,7 @@ def test_service_port_reaches_the_container() -> None:
 
 
 def test_middleware_forwards_to_validate_and_copies_identity_headers() -> None:
-    middleware = resource("Middleware")
+    middleware = resource("Middleware", "auth")
     forward = middleware["spec"]["forwardAuth"]
     address = urlsplit(forward["address"])
     service = resource("Service", "auth-service")
@@ -508,30 +508,34 @@ def test_middleware_forwards_to_validate_and_copies_identity_headers() -> None:
     assert not missing, f"clients could forge {missing}"
 
 
-def _client_headers_validate_reads() -> set[str]:
-    from auth_service.forwarded import FORWARDED_HEADER_NAMES
-    from auth_service.routes.validate import _WANTED
+def _headers_validate_reads() -> tuple[set[str], set[str]]:
+    """The client's headers validate reads, and those only a trusted proxy may set."""
+    from auth_service.routes.validate import _WANTED, CLIENT_HEADER_NAMES, PROXY_HEADER_NAMES
 
-    return {name.decode() for name in _WANTED if name not in FORWARDED_HEADER_NAMES}
+    assert set(_WANTED) == CLIENT_HEADER_NAMES | PROXY_HEADER_NAMES  # each read is one or other
+    return {n.decode() for n in CLIENT_HEADER_NAMES}, {n.decode() for n in PROXY_HEADER_NAMES}
 
 
 @pytest.mark.parametrize("where", ["traefik/dynamic.yml", "deploy/kubernetes/middleware.yaml"])
 def test_traefik_sends_validate_every_client_header_it_reads(where: str) -> None:
     """authRequestHeaders filters what reaches validate: a header validate reads but the
-    filter drops would silently stop working behind Traefik (cookies, browser redirects)."""
+    filter drops would silently stop working behind Traefik (cookies, browser redirects); a
+    header only a proxy may set (X-Request-Id) would come from the client (issue 16, L1)."""
     if where.startswith("traefik"):
         forward = load_yaml(ROOT / where)["http"]["middlewares"]["auth"]["forwardAuth"]
     else:
-        forward = resource("Middleware")["spec"]["forwardAuth"]
+        forward = resource("Middleware", "auth")["spec"]["forwardAuth"]
     sent = {h.lower() for h in forward["authRequestHeaders"]}
-    assert sent == _client_headers_validate_reads()
+    client_headers, proxy_headers = _headers_validate_reads()
+    assert sent == client_headers
+    assert not sent & proxy_headers
 
 
 def routes(ingress_route: Doc) -> list[Doc]:
     result: list[Doc] = ingress_route["spec"]["routes"]
     for route in result:
         assert route["kind"] == "Rule"
-        assert re.fullmatch(r"Host\(`[^`]+`\)", route["match"]), route["match"]
+        assert re.match(r"Host\(`[^`]+`\)", route["match"]), route["match"]
         assert route["services"] and all(s["name"] and s["port"] for s in route["services"])
     return result
 
@@ -542,12 +546,27 @@ def test_login_host_routes_to_auth_service() -> None:
     (backend,) = route["services"]
     assert backend["name"] == service["metadata"]["name"]
     assert backend["port"] == service["spec"]["ports"][0]["port"]
-    # The login page itself must not sit behind the gate it serves.
-    assert not route.get("middlewares")
+    # The login page itself must not sit behind the gate it serves; a client's X-Request-Id
+    # must not reach it (issue 16, L1).
+    names = [m["name"] for m in route.get("middlewares", [])]
+    assert "auth" not in names
+    stripping = resource("Middleware", "no-client-request-id")["spec"]["headers"]
+    assert names == ["no-client-request-id"]
+    assert stripping == {"customRequestHeaders": {"X-Request-Id": ""}}
+
+
+def test_login_host_routes_what_the_compose_stack_routes() -> None:
+    """The login host routes only the login pages, the JSON auth API and the JWKS (issue 16,
+    L6), by the same rule as traefik/dynamic.yml, which the end-to-end tests run."""
+    (route,) = routes(resource("IngressRoute", "auth-service"))
+    compose_rule = load_yaml(ROOT / "traefik" / "dynamic.yml")["http"]["routers"]["auth"]["rule"]
+    assert route["match"].replace("auth.example.com", "auth.localhost") == compose_rule
+    for internal in ("/metrics", "/health", "/openapi.json", "/api/v1/auth/validate"):
+        assert f"`{internal}`" not in compose_rule
 
 
 def test_example_app_route_is_protected_by_the_middleware() -> None:
-    middleware = resource("Middleware")
+    middleware = resource("Middleware", "auth")
     app = resource("IngressRoute", path=K8S_DIR / "ingressroute.example.yaml")
     assert app["apiVersion"] == TRAEFIK_API_VERSION
     for route in routes(app):

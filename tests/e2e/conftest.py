@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,9 +63,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: 
     raise AssertionError(f"{what} did not listen on {port}:\n{log.read_text(errors='replace')}")
 
 
-@pytest.fixture
-def echo_port(tmp_path: Path) -> Iterator[int]:
-    """The demo upstream: echoes every request's headers as JSON."""
+def start_echo(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the demo upstream on a free port; the caller stops it."""
     port = free_port()
     log = tmp_path / "echo.log"
     with log.open("wb") as out:
@@ -75,6 +75,17 @@ def echo_port(tmp_path: Path) -> Iterator[int]:
         )
     try:
         _wait_for_port(port, process, "the echo upstream", log)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, port
+
+
+@pytest.fixture
+def echo_port(tmp_path: Path) -> Iterator[int]:
+    """The demo upstream: echoes every request's headers as JSON."""
+    process, port = start_echo(tmp_path)
+    try:
         yield port
     finally:
         stop_process(process)
@@ -89,10 +100,17 @@ def _traefik_binary() -> str:
     return which
 
 
+# Edits a test makes to a shipped configuration before the proxy reads it.
+TraefikEdit = Callable[[dict[str, Any]], None]
+NginxEdit = Callable[[str], str]
+
+
 def _start_traefik(
-    tmp_path: Path, port: int, auth_port: int, echo_port: int
+    tmp_path: Path, port: int, auth_port: int, echo_port: int, edit: TraefikEdit | None = None
 ) -> subprocess.Popen[bytes]:
     dynamic = yaml.safe_load((REPO / "traefik" / "dynamic.yml").read_text())
+    if edit is not None:
+        edit(dynamic)
     http = dynamic["http"]
     http["middlewares"]["auth"]["forwardAuth"]["address"] = (
         f"http://127.0.0.1:{auth_port}/api/v1/auth/validate"
@@ -122,11 +140,13 @@ def _start_traefik(
 
 
 def _start_nginx(
-    tmp_path: Path, port: int, auth_port: int, echo_port: int
+    tmp_path: Path, port: int, auth_port: int, echo_port: int, edit: NginxEdit | None = None
 ) -> subprocess.Popen[bytes]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     assert Path(nginx).exists(), "nginx is not installed (.ci/run installs it with apt-get)"
     site = (REPO / "nginx" / "auth-service.conf").read_text()
+    if edit is not None:
+        site = edit(site)
     site = (
         site.replace("127.0.0.1:8080", f"127.0.0.1:{auth_port}")
         .replace("127.0.0.1:3000", f"127.0.0.1:{echo_port}")
@@ -228,6 +248,18 @@ allow = "deny"
 _STARTERS = {"traefik": _start_traefik, "nginx": _start_nginx, "caddy": _start_caddy}
 
 
+def wait_for_routes(stack: Stack) -> None:
+    """Traefik loads its file provider in the background: wait until the routes exist."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        # (the login page: the login host does not publish /health)
+        answer = httpx.get(stack.url("auth", "/login"), headers=stack.headers("auth"))
+        if answer.status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{stack.kind} did not route to auth-service")
+
+
 @pytest.fixture(params=list(_STARTERS))
 def stack(
     request: pytest.FixtureRequest,
@@ -252,14 +284,7 @@ def stack(
     proxy = _STARTERS[request.param](tmp_path, port, auth.port, echo_port)
     try:
         stack = Stack(request.param, port, auth)
-        # Traefik loads its file provider in the background: wait until the routes exist.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            # (the login page: the login host does not publish /health)
-            answer = httpx.get(stack.url("auth", "/login"), headers=stack.headers("auth"))
-            if answer.status_code == 200:
-                break
-            time.sleep(0.1)
+        wait_for_routes(stack)
         yield stack
     finally:
         stop_process(proxy)
