@@ -339,6 +339,8 @@ def test_the_login_redirect_keeps_the_port_of_the_host(proxy: Guarded) -> None:
 def test_a_forged_request_id_reaches_neither_the_upstream_nor_our_logs(
     proxy: Guarded, auth: Served
 ) -> None:
+    database = auth.env["AUTH_DATABASE_URL"]
+    logged_before, audited_before = len(auth.log_text()), asyncio.run(_audited(database))
     allowed = proxy.get("/anything", "alice", X_Request_Id=FORGED_ID)
     assert allowed.status == 200
     seen = [v for name, v in allowed.json()["headers"] if name.lower() == "x-request-id"]
@@ -357,17 +359,19 @@ def test_a_forged_request_id_reaches_neither_the_upstream_nor_our_logs(
     )
     assert login.status == 401, login
     assert login.header("x-request-id") not in (None, FORGED_ID)
-    audited = asyncio.run(_audited_request_ids(auth.env["AUTH_DATABASE_URL"]))
+    audited = asyncio.run(_audited(database))[len(audited_before) :]
     assert login.header("x-request-id") in audited and FORGED_ID not in audited
-    assert FORGED_ID not in auth.log_text()
+    assert FORGED_ID not in auth.log_text()[logged_before:]
 
 
-async def _audited_request_ids(database: str) -> list[str]:
+async def _audited(database: str) -> list[str]:
+    """The request ids of the audit trail, oldest first."""
     conn = await asyncpg.connect(database)
     try:
-        return [r["request_id"] for r in await conn.fetch("SELECT request_id FROM audit_log")]
+        rows = await conn.fetch("SELECT request_id FROM audit_log ORDER BY id")
     finally:
         await conn.close()
+    return [row["request_id"] for row in rows]
 
 
 def test_huge_requests_are_refused_before_they_cost_anything(proxy: Guarded) -> None:
