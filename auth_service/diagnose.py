@@ -3,8 +3,9 @@
 It reads the validate decisions of a JSON log (``AUTH_LOG_FORMAT=json``, ``AUTH_LOG_LEVEL=DEBUG``)
 from a file or stdin, or the ``auth_validate_requests_total`` counters of a running service's
 ``/metrics`` (since that process started; one replica). Refusals are counted as the service
-counts them: every ``refused`` line is outcome ``unauthorized``, including the few 400s for an
-unsafe forwarded path (reason ``invalid_request``) and the 302s that send browsers to login.
+counts them: every ``refused`` line is outcome ``unauthorized``, including the few 400, 414 and
+431 answers to requests validate will not decide on (reason ``invalid_request``) and the 302s
+that send browsers to login.
 
 Exit status is the verdict on the share of 401s among all decisions:
 

@@ -62,9 +62,11 @@ _VALIDATE = {
     "responses": {
         "200": {"description": "allowed; identity in X-Auth-* headers"},
         "302": {"description": "a browser without a credential: to the login page"},
-        "400": _error("the forwarded request is malformed"),
+        "400": _error("the forwarded request is malformed, or its path is not canonical"),
         "401": _error("no valid credential"),
         "403": _error("an access rule denies"),
+        "414": _error("the forwarded URI is longer than AUTH_MAX_FORWARDED_URI_LENGTH"),
+        "431": _error("the Cookie headers are longer than AUTH_MAX_COOKIE_HEADER_LENGTH"),
     },
 }
 _CREDENTIALS = {
