@@ -87,8 +87,9 @@ def pod_environment(docs: list[Doc]) -> dict[str, str]:
 
 
 def route_host(route: Doc) -> str:
+    """The host of a route's rule: ``Host(`h`)``, alone or narrowed to some paths."""
     (rule,) = [r["match"] for r in route["spec"]["routes"]]
-    match = re.fullmatch(r"Host\(`([^`]+)`\)", rule)
+    match = re.match(r"Host\(`([^`]+)`\)(?:$| && )", rule)
     assert match, rule
     return match.group(1)
 

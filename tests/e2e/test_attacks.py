@@ -1,7 +1,7 @@
-"""What an attacker sends, through the shipped Traefik and nginx configurations (issue 16).
+"""What an attacker sends, through the shipped Traefik, nginx and Caddy files (issue 16).
 
-One auth-service with the README's example rules, one echo upstream, and both proxies in
-front of them, started once for the module. Requests go out as raw bytes, so that nothing
+One auth-service with the README's example rules, one echo upstream, and the three proxies
+in front of them, started once for the module. Requests go out as raw bytes, so that nothing
 tidies a path on the client side; the echo upstream says what it actually received.
 """
 
@@ -32,7 +32,14 @@ from ..conftest import (
     stop_process,
     with_database,
 )
-from .conftest import Stack, _start_nginx, _start_traefik, start_echo, wait_for_routes
+from .conftest import (
+    Stack,
+    _start_caddy,
+    _start_nginx,
+    _start_traefik,
+    start_echo,
+    wait_for_routes,
+)
 
 RULES = """
 [[rules]]
@@ -173,8 +180,8 @@ def auth(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def proxies(auth: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Guarded]]:
-    """Traefik and nginx on the shipped files, each also routing admin.localhost (a second
-    protected site) to the upstream."""
+    """Traefik, nginx and Caddy on the shipped files; Traefik and nginx also route
+    admin.localhost (a second protected site) to the upstream."""
     folder = tmp_path_factory.mktemp("proxies")
     echo, echo_port = start_echo(folder)
     tokens = {}
@@ -190,10 +197,12 @@ def proxies(auth: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for kind, start, edit in (
             ("traefik", _start_traefik, _admin_site_too_traefik),
             ("nginx", _start_nginx, _admin_site_too_nginx),
+            ("caddy", _start_caddy, None),
         ):
             port = free_port()
             (folder / kind).mkdir()
-            started.append(start(folder / kind, port, auth.port, echo_port, edit))  # type: ignore[operator]
+            extra = (edit,) if edit else ()
+            started.append(start(folder / kind, port, auth.port, echo_port, *extra))  # type: ignore[operator]
             stack = Stack(kind, port, auth)
             wait_for_routes(stack)
             guarded[kind] = Guarded(stack, tokens)
@@ -204,8 +213,15 @@ def proxies(auth: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         stop_process(echo)
 
 
-@pytest.fixture(params=["traefik", "nginx"])
+@pytest.fixture(params=["traefik", "nginx", "caddy"])
 def proxy(request: pytest.FixtureRequest, proxies: dict[str, Guarded]) -> Guarded:
+    return proxies[request.param]
+
+
+@pytest.fixture(params=["traefik", "nginx"])
+def routing_proxy(request: pytest.FixtureRequest, proxies: dict[str, Guarded]) -> Guarded:
+    """The proxies whose files this module's findings changed (H1, L6): they route a second
+    site here, and their login host passes only the public paths."""
     return proxies[request.param]
 
 
@@ -278,10 +294,10 @@ def test_no_spelling_reaches_a_protected_prefix_without_its_decision(proxy: Guar
             for view in upstream_views(received):
                 prefix = protected_prefix(view)
                 assert prefix is None or who in PROTECTED[prefix], (path, who, received, view)
-    # nginx forwards every spelling as it came, so each one is refused; Traefik cleans ".",
-    # ".." and "//" itself (the upstream gets the cleaned path, which validate decided on)
-    # but keeps "..;", "%2F" and "%5C", which are refused.
-    if proxy.stack.kind == "nginx":
+    # nginx and Caddy forward every spelling as it came, so each one is refused; Traefik
+    # cleans ".", ".." and "//" itself (the upstream gets the cleaned path, which validate
+    # decided on) but keeps "..;", "%2F" and "%5C", which are refused.
+    if proxy.stack.kind in ("nginx", "caddy"):
         assert set(refused) == set(ATTACKS)
     else:
         assert {"/admin/..;/public/x", "/admin%2f..%2fpublic/x", "/ops/..;/panel"} <= set(refused)
@@ -312,27 +328,30 @@ def test_canonical_paths_get_their_rule_and_reach_the_upstream_as_sent(
 
 @pytest.mark.parametrize(("who", "status"), [(None, 401), ("alice", 403), ("root", 200)])
 def test_the_host_judged_is_the_host_the_proxy_routed_on(
-    proxy: Guarded, who: str | None, status: int
+    routing_proxy: Guarded, who: str | None, status: int
 ) -> None:
     # An absolute-form request line names the admin site; the Host header names app, where
     # /public/** is anonymous. The proxy routes by the request line (RFC 9112 3.2.2), so the
     # admin site's rule must decide.
-    headers = {"Authorization": f"Bearer {proxy.tokens[who]}"} if who else {}
-    target = f"http://admin.localhost:{proxy.port}/public/x"
+    headers = {"Authorization": f"Bearer {routing_proxy.tokens[who]}"} if who else {}
+    target = f"http://admin.localhost:{routing_proxy.port}/public/x"
     answer = send_raw(
-        proxy.port, f"GET {target} HTTP/1.1", f"app.localhost:{proxy.port}", **headers
+        routing_proxy.port,
+        f"GET {target} HTTP/1.1",
+        f"app.localhost:{routing_proxy.port}",
+        **headers,
     )
     assert answer.status == status, answer
     if status == 200:
         assert dict(answer.json()["headers"])["Host"].startswith("admin.localhost")
 
 
-def test_the_login_redirect_keeps_the_port_of_the_host(proxy: Guarded) -> None:
-    answer = proxy.get("/private", host="admin", Accept="text/html")
+def test_the_login_redirect_keeps_the_port_of_the_host(routing_proxy: Guarded) -> None:
+    answer = routing_proxy.get("/private", host="admin", Accept="text/html")
     location = answer.header("location")
     assert answer.status == 302 and location, answer
     assert parse_qs(urlsplit(location).query)["rd"] == [
-        f"http://admin.localhost:{proxy.port}/private"
+        f"http://admin.localhost:{routing_proxy.port}/private"
     ]
 
 
@@ -407,20 +426,20 @@ def test_huge_requests_are_refused_before_they_cost_anything(proxy: Guarded) -> 
     ],
 )
 def test_internal_endpoints_are_not_reachable_through_the_auth_host(
-    proxy: Guarded, path: str
+    routing_proxy: Guarded, path: str
 ) -> None:
-    answer = proxy.get(path, host="auth")
+    answer = routing_proxy.get(path, host="auth")
     assert answer.status in (400, 404), (path, answer)
     assert b"auth_validate" not in answer.body and b"openapi" not in answer.body
 
 
-def test_the_login_pages_api_and_keys_stay_reachable(proxy: Guarded) -> None:
+def test_the_login_pages_api_and_keys_stay_reachable(routing_proxy: Guarded) -> None:
     for path in ("/", "/login", "/logout", "/.well-known/jwks.json"):
-        assert proxy.get(path, host="auth").status == 200, path
+        assert routing_proxy.get(path, host="auth").status == 200, path
     login = send_raw(
-        proxy.port,
+        routing_proxy.port,
         "POST /api/v1/auth/login HTTP/1.1",
-        f"auth.localhost:{proxy.port}",
+        f"auth.localhost:{routing_proxy.port}",
         body=json.dumps({"username": "alice", "password": PASSWORD}).encode(),
         Content_Type="application/json",
     )
