@@ -91,6 +91,33 @@ def echo_port(tmp_path: Path) -> Iterator[int]:
         stop_process(process)
 
 
+@pytest.fixture
+def mcp_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
+    """Start real MCP servers (``mcp_server.py``, tool ``whoami`` at ``/mcp``): each call starts
+    one that accepts the given ``Host`` values (``localhost:*`` and ``127.0.0.1:*`` always) and
+    returns its port; all are stopped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*allowed_hosts: str) -> int:
+        port = free_port()
+        log = tmp_path / f"mcp-{port}.log"
+        hosts = ["localhost:*", "127.0.0.1:*", *allowed_hosts]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port)]
+                + [f"--allow-host={host}" for host in hosts],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        _wait_for_port(port, process, "the MCP server", log)
+        return port
+
+    yield start
+    for process in started:
+        stop_process(process)
+
+
 def _traefik_binary() -> str:
     found = Path(sys.executable).with_name("traefik")
     if found.exists():
