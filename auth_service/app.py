@@ -31,7 +31,7 @@ from .logs import configure_logging, request_id_var
 from .metrics import VALIDATE_REQUESTS
 from .passwords import PasswordWorkers
 from .policy import Rule, compile_rules
-from .routes import browser, login, meta, sessions
+from .routes import browser, login, meta, pages, sessions
 from .routes.context import RequestContextMiddleware
 from .routes.validate import validate_endpoint
 from .sessions import Lifetimes, RevocationList
@@ -280,7 +280,7 @@ class AuthServiceApp:
             keys=key_set,
             token_params=params,
             authenticator=Authenticator(
-                key_set, params, cache, settings.cookie_name, revocations, issuers
+                key_set, params, cache, settings.session_cookie_name, revocations, issuers
             ),
             passwords=PasswordWorkers(settings.password_hash_workers),
             trusted_proxies=self.trusted_proxies,
@@ -388,6 +388,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     }.get(exc.status_code, ErrorCode.INVALID_REQUEST.value)
     if exc.status_code >= 500:
         code = "service_unavailable"
+    if pages.wants_html(request):
+        return pages.error_page(exc.status_code, str(exc.detail), headers=exc.headers)
     return JSONResponse(
         error_body(code, str(exc.detail)),
         status_code=exc.status_code,
@@ -398,6 +400,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unstorable(request: Request, exc: Exception) -> Response:
     """Input the database refuses (a NUL character, say) is the client's mistake: a 400."""
     log.info("request refused: input the database cannot store (%s)", type(exc).__name__)
+    if pages.wants_html(request):
+        return pages.error_page(400, "The request has characters that cannot be stored.")
     return JSONResponse(
         error_body(ErrorCode.INVALID_REQUEST, "the request has characters that cannot be stored"),
         status_code=400,
@@ -415,12 +419,16 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
         | asyncpg.InterfaceError,
     ):
         log.error("database unavailable: %s", type(exc).__name__)
+        if pages.wants_html(request):
+            return pages.error_page(503, "Please try again in a moment.")
         return JSONResponse(
             error_body("service_unavailable", "the database is unavailable"),
             status_code=503,
             headers={"cache-control": "no-store"},
         )
     log.error("request failed: %s", exc)
+    if pages.wants_html(request):
+        return pages.error_page(500, "Please try again in a moment.")
     return JSONResponse(
         error_body(ErrorCode.INTERNAL_ERROR, "internal error"),
         status_code=500,

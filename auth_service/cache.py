@@ -60,14 +60,22 @@ class CachedUser:
 
 
 class CachedIdentity:
-    """A verified token: its user, its session (for revocation) and its deadline."""
+    """A verified token: its user, its session (for revocation), its deadline, and whether
+    it is a session-cookie token (accepted from the cookie only)."""
 
-    __slots__ = ("session_id", "user", "valid_until")
+    __slots__ = ("cookie_only", "session_id", "user", "valid_until")
 
-    def __init__(self, user: CachedUser, session_id: str | None, valid_until: float) -> None:
+    def __init__(
+        self,
+        user: CachedUser,
+        session_id: str | None,
+        valid_until: float,
+        cookie_only: bool = False,
+    ) -> None:
         self.user = user
         self.session_id = session_id
         self.valid_until = valid_until  # time.monotonic() deadline
+        self.cookie_only = cookie_only
 
 
 class TokenCache:
@@ -116,8 +124,12 @@ class TokenCache:
         now = self._clock()
         valid_until = now + identity.expires_at - time.time()
         if self.max_entries <= 0 or valid_until <= now:
-            return CachedIdentity(CachedUser(identity), identity.session_id, valid_until)
-        entry = CachedIdentity(self._user(identity), identity.session_id, valid_until)
+            return CachedIdentity(
+                CachedUser(identity), identity.session_id, valid_until, identity.cookie_only
+            )
+        entry = CachedIdentity(
+            self._user(identity), identity.session_id, valid_until, identity.cookie_only
+        )
         entries, order = self._entries, self._order
         while len(order) >= self.max_entries:
             entries.pop(order.popleft(), None)

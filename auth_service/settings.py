@@ -31,6 +31,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DOMAIN = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
+# The pre-session cookie's name before its prefix (see ``Settings.presession_cookie_name``).
+PRESESSION_COOKIE = "auth_presession"
+
+
+def _cookie_prefix(secure: bool, domain: str | None) -> str:
+    if not secure:
+        return ""
+    return "__Secure-" if domain else "__Host-"
+
+
 class Settings(BaseSettings):
     """Every knob of the service; environment variable = ``AUTH_`` + upper-case field name."""
 
@@ -147,6 +157,15 @@ class Settings(BaseSettings):
             raise ValueError(f"not a domain name: {value!r}")
         return domain
 
+    @field_validator("cookie_name")
+    @classmethod
+    def _unprefixed_cookie_name(cls, value: str) -> str:
+        if value.lower().startswith(("__host-", "__secure-")):
+            raise ValueError(
+                "give the name without __Host- or __Secure-: the prefix is added when it applies"
+            )
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -168,6 +187,23 @@ class Settings(BaseSettings):
         """Scheme, host and port of ``public_url``."""
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def session_cookie_name(self) -> str:
+        """The session cookie's name, with the strongest prefix browsers enforce for it.
+
+        ``__Host-`` (Secure, no Domain, Path=/) means no other host, not even a sibling
+        subdomain, can set or shadow it; ``__Secure-`` (a Domain cookie) means no plain-HTTP
+        page can. Without Secure (development over plain HTTP) browsers refuse both
+        prefixes, so the name is bare and those guarantees are gone.
+        """
+        return _cookie_prefix(self.cookie_secure, self.cookie_domain) + self.cookie_name
+
+    @property
+    def presession_cookie_name(self) -> str:
+        """The pre-session cookie that CSRF tokens are bound to: host-only, so ``__Host-``
+        whenever the cookie is Secure."""
+        return _cookie_prefix(self.cookie_secure, None) + PRESESSION_COOKIE
 
     @property
     def token_issuer(self) -> str:

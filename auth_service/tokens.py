@@ -24,8 +24,13 @@ from .keys import KeySet
 from .types import Identity, User
 
 ACCESS_TOKEN_TYPE = "at+jwt"
+# The browser's session cookie holds a token of its own type (RFC 8725 3.11, explicit
+# typing): it is forwarded to every upstream with the Cookie header, so validate accepts it
+# from the cookie only, never as ``Authorization: Bearer``.
+SESSION_COOKIE_TOKEN_TYPE = "session+jwt"
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 _ACCEPTED_TYP = {"at+jwt", "application/at+jwt"}
+_COOKIE_TYP = {SESSION_COOKIE_TOKEN_TYPE, "application/" + SESSION_COOKIE_TOKEN_TYPE}
 _ALLOWED_HEADER_PARAMS = {"alg", "kid", "typ"}
 
 
@@ -48,11 +53,13 @@ def issue_access_token(
     scopes: tuple[str, ...] = (),
     ttl_seconds: int | None = None,
     session_id: str | None = None,
+    session_cookie: bool = False,
 ) -> tuple[str, int]:
     """Sign an access token for ``user``; returns (token, lifetime in seconds).
 
     ``ttl_seconds`` overrides the lifetime (browser sessions); ``session_id`` becomes the
-    ``sid`` claim that ties the token to the login it came from.
+    ``sid`` claim that ties the token to the login it came from; ``session_cookie`` types
+    the token for the session cookie only.
     """
     ttl = ttl_seconds or params.ttl_seconds
     now = int(time.time())
@@ -76,7 +83,10 @@ def issue_access_token(
         claims,
         key.private_key,
         algorithm=key.algorithm,
-        headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+        headers={
+            "kid": key.kid,
+            "typ": SESSION_COOKIE_TOKEN_TYPE if session_cookie else ACCESS_TOKEN_TYPE,
+        },
     )
     return token, ttl
 
@@ -92,7 +102,9 @@ def verify_parsed(jws: CompactJWS, keys: KeySet, params: TokenParameters) -> Ide
     """``verify_access_token`` for a token already split (and its length checked)."""
     header = jws.header
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
+    typ = typ.lower() if isinstance(typ, str) else None
+    cookie_only = typ in _COOKIE_TYP
+    if typ not in _ACCEPTED_TYP and not cookie_only:
         raise InvalidToken("the token is not an access token (typ)")
     if not header.keys() <= _ALLOWED_HEADER_PARAMS:  # "crit" among them
         raise InvalidToken("the token header has parameters we do not accept")
@@ -104,7 +116,7 @@ def verify_parsed(jws: CompactJWS, keys: KeySet, params: TokenParameters) -> Ide
         raise InvalidToken("the token's algorithm does not match its key")
     claims = jws.verified_payload(key.algorithm, key.public_key)
     _check_claims(claims, params)
-    return _identity(claims)
+    return _identity(claims, cookie_only=cookie_only)
 
 
 def _check_claims(claims: dict[str, Any], params: TokenParameters) -> None:
@@ -153,7 +165,7 @@ def jwt_errors() -> Iterator[None]:
         raise InvalidToken(f"the token failed verification: {type(e).__name__}") from e
 
 
-def _identity(claims: dict[str, Any]) -> Identity:
+def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
     """Check claim types and build the identity."""
     for name in ("sub", "jti", "preferred_username"):
         if not isinstance(claims.get(name), str) or not claims[name]:
@@ -175,4 +187,5 @@ def _identity(claims: dict[str, Any]) -> Identity:
         token_id=claims["jti"],
         expires_at=_number(claims, "exp"),
         session_id=sid,
+        cookie_only=cookie_only,
     )

@@ -27,6 +27,7 @@ class Identity:
     token_id: str
     expires_at: float  # Unix time
     session_id: str | None = None  # the "sid" claim: the login this token belongs to
+    cookie_only: bool = False  # a session-cookie token: never accepted as a Bearer token
 
 
 @dataclass(frozen=True, slots=True)

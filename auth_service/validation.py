@@ -12,7 +12,13 @@ import re
 from collections.abc import Container
 
 from .cache import CachedIdentity, TokenCache
-from .errors import MalformedCredential, MissingCredential, RevokedToken, TokenTooLong
+from .errors import (
+    InvalidToken,
+    MalformedCredential,
+    MissingCredential,
+    RevokedToken,
+    TokenTooLong,
+)
 from .issuers import IssuerRegistry
 from .jws import CompactJWS
 from .keys import KeySet
@@ -129,7 +135,7 @@ class Authenticator:
         token, entry = self.lookup(authorization, cookies)
         if entry is not None:
             return entry, True
-        return await self.verify(token), False
+        return await self.verify(token, bearer=bool(authorization)), False
 
     def lookup(
         self, authorization: list[bytes], cookies: list[bytes] | None = None
@@ -146,20 +152,24 @@ class Authenticator:
             token = _bearer_token(authorization, self.params.max_length).decode("latin-1")
         entry = self.cache.get(token)
         if entry is not None:
-            self._check_revoked(entry)
+            self._check_usable(entry, bool(authorization))
         return token, entry
 
-    async def verify(self, token: str) -> CachedIdentity:
-        """Verify a token that is not in the cache, and cache it."""
+    async def verify(self, token: str, *, bearer: bool) -> CachedIdentity:
+        """Verify a token that is not in the cache, and cache it. ``bearer``: it came in
+        the ``Authorization`` header (``lookup`` reads the cookie only without one)."""
         _check_charset(token)
         entry = self.cache.put(token, await self._verify(token))
-        self._check_revoked(entry)
+        self._check_usable(entry, bearer)
         return entry
 
-    def _check_revoked(self, entry: CachedIdentity) -> None:
+    def _check_usable(self, entry: CachedIdentity, bearer: bool) -> None:
         # Checked on every request, cached or not: a logout takes effect at once.
         if entry.session_id in self.revoked:
             raise RevokedToken("the session of this token has ended")
+        # The session cookie reaches every upstream; its token must not work elsewhere.
+        if bearer and entry.cookie_only:
+            raise InvalidToken("a session cookie's token is not accepted as a Bearer token")
 
     async def _verify(self, token: str) -> Identity:
         """Our token, or one of a configured external issuer: a ``kid`` of ours decides,

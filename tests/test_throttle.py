@@ -104,11 +104,11 @@ async def test_the_form_login_is_throttled_too(
         await attempt(client, "alice", "wrong guess")
     page = await client.get("/login")
     csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    cookie = page.cookies["auth_csrf"]
+    cookie = "; ".join(f"{name}={value}" for name, value in page.cookies.items())
     response = await client.post(
         "/login",
         data={"username": "alice", "password": PASSWORD, "csrf_token": csrf, "rd": "/"},
-        headers={"Cookie": f"auth_csrf={cookie}"},
+        headers={"Cookie": cookie},
     )
     assert response.status_code == 429
     assert "Too many failed attempts" in response.text

@@ -1,98 +1,54 @@
 """The browser side: the login form, the session cookie, logout, and a small home page.
 
-Pages are plain HTML from ``templates/`` (``string.Template``, every value escaped), served
-with a strict Content-Security-Policy (a per-response nonce for the one inline style, no
-scripts), ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``. Forms carry a signed
-double-submit CSRF token (``csrf.py``).
+Forms carry a CSRF token bound to the browser's pre-session cookie (``csrf.py``), and a post
+must also come from one of our own pages by what the browser says of it (``Origin``,
+``Sec-Fetch-Site``). Every refusal is a page (``pages.py``) that keeps what the person typed,
+except the password.
 """
 
 from __future__ import annotations
 
-import html
-import secrets
-from functools import cache
-from importlib import resources
-from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from ..csrf import CSRF_COOKIE, CSRF_MAX_AGE_SECONDS, check_csrf_token, issue_csrf_token
 from ..errors import CredentialError, LoginThrottled
 from ..redirects import safe_redirect
 from ..sessions import start_session
 from ..settings import Settings
 from ..tokens import issue_access_token
 from .bodies import read_form
+from .form_guard import LOGIN_REFUSALS, LOGOUT_REFUSALS, form_refusal, form_token, with_presession
 from .login import verify_login
+from .pages import error_page, message_html, origin_of, render, wants_html
 from .sessions import REFRESH_COOKIE, REFRESH_PATH, end_session, set_refresh_cookie
 
 _FORM_FIELDS = {"username", "password", "csrf_token", "rd"}
+_UNREADABLE = "The form could not be read. Please try again."
 
 
-@cache
-def _template(name: str) -> Template:
-    text = resources.files("auth_service").joinpath("templates", name).read_text("utf-8")
-    return Template(text)
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.runtime.settings
+    return settings
 
 
-def _csp(request: Request, nonce: str) -> str:
-    runtime = request.app.state.runtime
-    # The login form's post ends in a redirect to the original site: Chrome checks that
-    # redirect against form-action, so the allowed redirect domains are listed too.
-    targets = ["'self'"]
-    for domain in runtime.settings.allowed_redirect_domains:
-        targets += [f"*{domain}", domain[1:]] if domain.startswith(".") else [domain]
-    return (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; "
-        f"form-action {' '.join(targets)}; frame-ancestors 'none'; base-uri 'none'"
+def _redirect_target(request: Request, rd: str | None) -> str:
+    settings = _settings(request)
+    return safe_redirect(
+        rd,
+        public_url=settings.public_url,
+        allowed_domains=settings.allowed_redirect_domains,
+        default=settings.public_url + "/",
     )
 
 
-def render(
-    request: Request,
-    title: str,
-    body: str,
-    values: dict[str, str],
-    *,
-    markup: dict[str, str] | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    """A page: ``body`` filled with escaped ``values`` and our own trusted ``markup``."""
-    nonce = secrets.token_urlsafe(16)
-    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
-    content = _template(body).substitute(escaped, **(markup or {}))
-    page = _template("page.html").safe_substitute(
-        title=html.escape(title), nonce=nonce, content=content
-    )
-    return HTMLResponse(
-        page,
-        status_code=status,
-        headers={
-            "content-security-policy": _csp(request, nonce),
-            "x-frame-options": "DENY",
-            "x-content-type-options": "nosniff",
-            "referrer-policy": "no-referrer",
-            "cache-control": "no-store",
-        },
-    )
-
-
-def _with_csrf_cookie(request: Request, response: Response, token: str) -> Response:
-    settings = request.app.state.runtime.settings
-    response.set_cookie(
-        CSRF_COOKIE,
-        token,
-        max_age=CSRF_MAX_AGE_SECONDS,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="strict",
-    )
-    return response
+def _logout_target(request: Request, rd: str | None) -> str:
+    if rd:
+        return _redirect_target(request, rd)
+    return _settings(request).public_url + "/login?" + urlencode({"logged_out": "1"})
 
 
 def _login_form(
@@ -104,42 +60,33 @@ def _login_form(
     username: str = "",
     status: int = 200,
 ) -> Response:
-    runtime = request.app.state.runtime
-    token = issue_csrf_token(runtime.csrf_key)
-    notice = ""
-    if message:
-        kind = "error" if error else "info"
-        role = "alert" if error else "status"
-        notice = f'<p class="message {kind}" role="{role}">{html.escape(message)}</p>'
+    presession, token = form_token(request)
     page = render(
-        request,
         "Sign in",
         "login.html",
         {"action": "/login", "csrf_token": token, "rd": rd, "username": username},
         markup={
-            "message": notice,
+            "message": message_html(message, error=error),
             "username_focus": "" if username else "autofocus",
             "password_focus": "autofocus" if username else "",
         },
         status=status,
+        form_targets=[origin_of(_redirect_target(request, rd))],
     )
-    return _with_csrf_cookie(request, page, token)
+    return with_presession(request, page, presession)
 
 
-def _same_origin(request: Request) -> bool:
-    """A browser's Origin, when sent, must be ours (defence in depth beside the token)."""
-    origin = request.headers.get("origin")
-    return origin is None or origin == request.app.state.runtime.settings.public_origin
-
-
-def _redirect_target(request: Request, rd: str | None) -> str:
-    settings = request.app.state.runtime.settings
-    return safe_redirect(
-        rd,
-        public_url=settings.public_url,
-        allowed_domains=settings.allowed_redirect_domains,
-        default=settings.public_url + "/",
+def _logout_form(request: Request, rd: str, *, message: str = "", status: int = 200) -> Response:
+    presession, token = form_token(request)
+    page = render(
+        "Sign out",
+        "logout.html",
+        {"action": "/logout", "csrf_token": token, "rd": rd},
+        markup={"message": message_html(message, error=True)},
+        status=status,
+        form_targets=[origin_of(_logout_target(request, rd))],
     )
+    return with_presession(request, page, presession)
 
 
 def _query_rd(request: Request) -> str:
@@ -147,32 +94,46 @@ def _query_rd(request: Request) -> str:
     rd = request.query_params.get("rd", "")
     if rd and not (rd.isascii() and rd.isprintable()):
         raise HTTPException(400, "rd must be a URL of printable ASCII characters")
-    return rd
+    return rd[:2048]
 
 
 async def login_page(request: Request) -> Response:
     """``GET /login``: the form, remembering where to go afterwards."""
-    rd = _query_rd(request)
+    try:
+        rd = _query_rd(request)
+    except HTTPException:
+        if not wants_html(request):
+            raise
+        return error_page(
+            400,
+            "The address to return to after signing in is not valid.",
+            link=("/login", "Sign in"),
+        )
     message = "You have signed out." if "logged_out" in request.query_params else ""
-    return _login_form(request, rd[:2048], message=message)
+    return _login_form(request, rd, message=message)
 
 
 async def login_submit(request: Request) -> Response:
     """``POST /login``: check CSRF and password, set the session cookie, 303 to ``rd``."""
     runtime = request.app.state.runtime
-    form = await read_form(request, _FORM_FIELDS)
+    try:
+        form = await read_form(request, _FORM_FIELDS)
+    except HTTPException as refusal:
+        if not wants_html(request):
+            raise
+        return _login_form(request, "", message=_UNREADABLE, error=True, status=refusal.status_code)
     rd = form.get("rd", "")[:2048]
-    if not _same_origin(request) or not check_csrf_token(
-        runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
-    ):
+    username = form.get("username", "")[:128]
+    refused = form_refusal(request, form)
+    if refused:
         return _login_form(
             request,
             rd,
-            message="The form expired. Please sign in again.",
+            message=LOGIN_REFUSALS[refused],
             error=True,
+            username=username,
             status=403,
         )
-    username = form.get("username", "")[:128]
     try:
         user = await verify_login(request, username, form.get("password", ""))
     except LoginThrottled as refusal:
@@ -206,42 +167,37 @@ async def login_submit(request: Request) -> Response:
         user,
         ttl_seconds=settings.session_ttl_seconds,
         session_id=grant.session_id,
+        session_cookie=True,
     )
     response = RedirectResponse(_redirect_target(request, rd), status_code=303)
-    response.set_cookie(settings.cookie_name, token, max_age=lifetime, **_session_cookie(settings))
+    response.set_cookie(
+        settings.session_cookie_name, token, max_age=lifetime, **_session_cookie(settings)
+    )
     set_refresh_cookie(runtime, response, grant)
     return _form_done(response, settings)
 
 
 async def logout_page(request: Request) -> Response:
     """``GET /logout``: a confirmation form (a link alone must not sign anyone out)."""
-    runtime = request.app.state.runtime
-    token = issue_csrf_token(runtime.csrf_key)
-    rd = _query_rd(request)[:2048]
-    page = render(
-        request, "Sign out", "logout.html", {"action": "/logout", "csrf_token": token, "rd": rd}
-    )
-    return _with_csrf_cookie(request, page, token)
+    return _logout_form(request, _query_rd(request))
 
 
 async def logout_submit(request: Request) -> Response:
-    """``POST /logout``: clear the session cookie, then back to the login page."""
-    runtime = request.app.state.runtime
-    form = await read_form(request, _FORM_FIELDS)
-    if not _same_origin(request) or not check_csrf_token(
-        runtime.csrf_key, form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
-    ):
-        raise HTTPException(403, "the form expired; open the sign-out page again")
-    settings = runtime.settings
+    """``POST /logout``: end the session, clear its cookies, then back to the login page."""
+    try:
+        form = await read_form(request, _FORM_FIELDS)
+    except HTTPException as refusal:
+        if not wants_html(request):
+            raise
+        return _logout_form(request, "", message=_UNREADABLE, status=refusal.status_code)
+    rd = form.get("rd", "")[:2048]
+    refused = form_refusal(request, form)
+    if refused:
+        return _logout_form(request, rd, message=LOGOUT_REFUSALS[refused], status=403)
+    settings = _settings(request)
     await _end_cookie_session(request)
-    rd = form.get("rd")
-    target = (
-        _redirect_target(request, rd)
-        if rd
-        else (settings.public_url + "/login?" + urlencode({"logged_out": "1"}))
-    )
-    response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(settings.cookie_name, **_session_cookie(settings))
+    response = RedirectResponse(_logout_target(request, rd), status_code=303)
+    response.delete_cookie(settings.session_cookie_name, **_session_cookie(settings))
     response.delete_cookie(
         REFRESH_COOKIE,
         path=REFRESH_PATH,
@@ -264,9 +220,14 @@ def _session_cookie(settings: Settings) -> dict[str, Any]:
 
 
 def _form_done(response: Response, settings: Settings) -> Response:
-    """A form was used: its CSRF cookie goes, and the answer is not to be cached."""
+    """A form was used: its pre-session ends (a new login starts a new one), and the answer
+    is not to be cached."""
     response.delete_cookie(
-        CSRF_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
+        settings.presession_cookie_name,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
     )
     response.headers["cache-control"] = "no-store"
     return response
@@ -292,14 +253,12 @@ async def home(request: Request) -> Response:
         entry, _ = await runtime.authenticator.authenticate([], [cookie.encode()] if cookie else [])
     except CredentialError:
         return render(
-            request,
             "auth-service",
             "message.html",
             {"heading": "Not signed in", "text": "You are not signed in."},
             markup={"link": '<p><a href="/login">Sign in</a></p>'},
         )
     return render(
-        request,
         "auth-service",
         "message.html",
         {"heading": "Signed in", "text": f"You are signed in as {entry.user.username}."},

@@ -117,7 +117,7 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             token, entry = authenticator.lookup(authorization, cookies)
             cached = entry is not None
             if entry is None:
-                entry = await authenticator.verify(token)
+                entry = await authenticator.verify(token, bearer=bool(authorization))
         except CredentialError as refusal:
             if rule is not None and rule.allow is not Access.AUTHENTICATED:
                 # Anonymous pages ignore a bad credential; denied ones refuse everybody.
