@@ -25,6 +25,8 @@ import yaml
 from ..conftest import Served, free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
+# The parent domain of the demo's sites (traefik/dynamic.yml, nginx/auth-service.conf).
+DEMO_DOMAIN = "demo.localhost"
 
 
 @dataclass
@@ -39,15 +41,15 @@ class Stack:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def headers(self, host: str, **extra: str) -> dict[str, str]:
-        return {"Host": f"{host}.localhost:{self.port}", **extra}
+        return {"Host": f"{host}.{DEMO_DOMAIN}:{self.port}", **extra}
 
     @property
     def public_url(self) -> str:
-        return f"http://auth.localhost:{self.port}"
+        return f"http://auth.{DEMO_DOMAIN}:{self.port}"
 
     @property
     def app_url(self) -> str:
-        return f"http://app.localhost:{self.port}"
+        return f"http://app.{DEMO_DOMAIN}:{self.port}"
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -232,7 +234,7 @@ def _start_caddy(
     ports = {"auth": auth_port, "echo": echo_port}
     for name, host in CADDY_SITES.items():
         assert name in site, f"caddy/Caddyfile has no site {name}"
-        site = site.replace(name, f"http://{host}.localhost:{port} {{")
+        site = site.replace(name, f"http://{host}.{DEMO_DOMAIN}:{port} {{")
     for name, upstream in CADDY_UPSTREAMS.items():
         assert name in site, f"caddy/Caddyfile does not proxy to {name}"
         site = site.replace(name, f"127.0.0.1:{ports[upstream]}")
@@ -302,10 +304,10 @@ def stack(
     auth = serve(
         AUTH_CONFIG=str(rules),
         AUTH_DATABASE_URL=database_url,
-        AUTH_PUBLIC_URL=f"http://auth.localhost:{port}",
+        AUTH_PUBLIC_URL=f"http://auth.{DEMO_DOMAIN}:{port}",
         AUTH_COOKIE_SECURE="false",
-        AUTH_COOKIE_DOMAIN="localhost",
-        AUTH_ALLOWED_REDIRECT_DOMAINS=".localhost",
+        AUTH_COOKIE_DOMAIN=DEMO_DOMAIN,
+        AUTH_ALLOWED_REDIRECT_DOMAINS="." + DEMO_DOMAIN,
         AUTH_LOG_LEVEL="DEBUG",
     )
     proxy = _STARTERS[request.param](tmp_path, port, auth.port, echo_port)

@@ -141,7 +141,7 @@ async def test_form_login_round_trip_ends_on_the_original_page(
     login_url = urlsplit(first.headers["location"])
     rd = parse_qs(login_url.query)["rd"][0]
 
-    # 2. It opens the form through the proxy (auth.localhost).
+    # 2. It opens the form through the proxy (the auth host).
     form = httpx.get(
         stack.url("auth", "/login"),
         params={"rd": rd},
@@ -150,12 +150,14 @@ async def test_form_login_round_trip_ends_on_the_original_page(
     assert form.status_code == 200
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert csrf
-    csrf_cookie = _cookie(form, "auth_csrf")
+    presession = _cookie(form, "auth_presession")
 
     # 3. It posts the form; the answer sets the session cookie and returns to the page.
     posted = httpx.post(
         stack.url("auth", "/login"),
-        headers=stack.headers("auth", Cookie=f"auth_csrf={csrf_cookie}", Origin=stack.public_url),
+        headers=stack.headers(
+            "auth", Cookie=f"auth_presession={presession}", Origin=stack.public_url
+        ),
         data={"username": "alice", "password": PASSWORD, "csrf_token": csrf.group(1), "rd": rd},
     )
     assert posted.status_code == 303, posted.text
@@ -251,3 +253,31 @@ async def test_refused_requests_never_reach_upstream(stack: Stack, database_url:
     assert_refused(get_app(stack, Authorization="Bearer not.a.token", **forged), 401)
     denied = get_app(stack, "/internal/x", Authorization=f"Bearer {token}", **forged)
     assert_refused(denied, 403)
+
+
+@pytest.mark.parametrize("stack", ["nginx"], indirect=True)
+@pytest.mark.parametrize(
+    "ours",
+    [
+        ["auth_session={token}"],
+        ["__Host-auth_session={token}", "auth_session={token}"],
+        ["__Secure-auth_session={token}", "auth_session={token}", "auth_presession=p"],
+    ],
+)
+async def test_nginx_keeps_our_cookies_from_the_upstream(
+    stack: Stack, database_url: str, ours: list[str]
+) -> None:
+    """The session cookie is a credential: the shipped nginx file passes the application
+    its own cookies only (Traefik cannot do this; SECURITY.md). The stack's cookie is
+    ``auth_session`` (plain HTTP); the prefixed names are stripped as well."""
+    await create_user(database_url, "alice")
+    token = await json_login(stack)
+    mine = [part.format(token=token) for part in ours]
+    for cookies in (["theme=dark", *mine, "lang=en"], [*mine, "theme=dark"], ["a=1", *mine]):
+        response = get_app(stack, Cookie="; ".join(cookies))
+        seen = upstream_headers(response)
+        assert seen["x-auth-user"] == ["alice"]  # validate saw the cookie
+        sent = [p.strip() for h in seen.get("cookie", []) for p in h.split(";") if p.strip()]
+        assert sent == [c for c in cookies if c not in mine]
+    alone = upstream_headers(get_app(stack, Cookie=f"auth_session={token}"))
+    assert "cookie" not in alone
