@@ -135,8 +135,16 @@ NginxEdit = Callable[[str], str]
 
 
 def _start_traefik(
-    tmp_path: Path, port: int, auth_port: int, echo_port: int, edit: TraefikEdit | None = None
+    tmp_path: Path,
+    port: int,
+    auth_port: int,
+    echo_port: int,
+    edit: TraefikEdit | None = None,
+    adjust: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Traefik on the shipped configuration, addresses changed. ``edit(dynamic)`` changes the
+    shipped routes; ``adjust(dynamic, static)`` may change more, addresses included (another
+    layout of the same routes), before it starts."""
     dynamic = yaml.safe_load((REPO / "traefik" / "dynamic.yml").read_text())
     if edit is not None:
         edit(dynamic)
@@ -156,6 +164,9 @@ def _start_traefik(
     static["providers"]["file"] = {"filename": str(tmp_path / "dynamic.yml")}
     static.pop("api", None)
     static["log"] = {"level": "ERROR"}
+    if adjust is not None:
+        adjust(dynamic, static)
+        (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     log = tmp_path / "traefik.log"
     with log.open("wb") as out:
