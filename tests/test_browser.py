@@ -600,3 +600,23 @@ async def test_access_tokens_keep_working_as_bearer_and_as_cookie(
     for headers in ({"Authorization": f"Bearer {token}"}, {"Cookie": f"{SESSION}={token}"}):
         answer = await client.get(VALIDATE, headers=headers)
         assert answer.status_code == 200 and answer.headers["x-auth-user"] == "alice"
+
+
+async def test_validates_refusals_are_pages_for_a_browser_and_json_for_others(
+    client: httpx.AsyncClient,
+) -> None:
+    """Traefik shows the client validate's answer as it is."""
+    bad_path = {**ORIGINAL, "X-Forwarded-Uri": "/orders/%zz"}
+    page = await client.get(VALIDATE, headers={**bad_path, "Accept": BROWSER})
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    api = await client.get(VALIDATE, headers=bad_path)
+    assert api.status_code == 400 and api.json()["error"] == "invalid_request"
+
+    post = {**ORIGINAL, "X-Forwarded-Method": "POST"}
+    page = await client.get(VALIDATE, headers={**post, "Accept": BROWSER})
+    assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Bearer")
+    assert '<a href="http://auth.test/login">Sign in</a>' in page.text
+    api = await client.get(VALIDATE, headers=post)
+    assert api.status_code == 401 and api.json()["error"] == "missing_token"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import secrets
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from string import Template
@@ -34,6 +35,8 @@ REFERRER_POLICY = "same-origin"
 
 _ERROR_HEADINGS = {
     400: "This request is not valid",
+    401: "Please sign in",
+    403: "Not for you",
     404: "Page not found",
     405: "Not possible here",
     413: "The form is too large",
@@ -129,3 +132,21 @@ def error_page(
     )
     page.headers.update(headers or {})
     return page
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """An error page for the plain ASGI validate endpoint: its headers and body, as sent."""
+
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def refusal_page(
+    status: int, text: str, *, link: tuple[str, str] = ("/", "Go to the start page")
+) -> RawPage:
+    """``error_page`` for validate, whose refusals a proxy may show a person as they are
+    (Traefik does; nginx shows its own page)."""
+    page = error_page(status, text, link=link)
+    headers = [(k, v) for k, v in page.raw_headers if k != b"content-length"]
+    return RawPage(headers, bytes(page.body))

@@ -22,6 +22,7 @@ from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
 from ..policy import Access, Decision, decide, first_match
 from ..validation import prefers_html
+from . import pages
 
 if TYPE_CHECKING:
     from ..app import Policy, Runtime
@@ -99,13 +100,23 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             if policy.names_hosts and not original.host:
                 raise UnsafePath("no forwarded host, and access rules name hosts")
         except UnsafePath as unsafe:
-            await _refuse(send, ErrorCode.INVALID_REQUEST, str(unsafe), request_id, unsafe.status)
+            await _refuse(
+                send,
+                ErrorCode.INVALID_REQUEST,
+                str(unsafe),
+                request_id,
+                unsafe.status,
+                None,
+                accept,
+            )
             return
         if cookie_length > settings.max_cookie_header_length:
             # Refused before anything splits it: a browser carrying this much would be sent
             # round the login page for ever if the cookie were ignored instead.
             description = f"Cookie headers longer than {settings.max_cookie_header_length} bytes"
-            await _refuse(send, ErrorCode.INVALID_REQUEST, description, request_id, 431)
+            await _refuse(
+                send, ErrorCode.INVALID_REQUEST, description, request_id, 431, None, accept
+            )
             return
         rule = (
             first_match(policy.rules, original.host, original.path, original.method)
@@ -121,7 +132,8 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
         except CredentialError as refusal:
             if rule is not None and rule.allow is not Access.AUTHENTICATED:
                 # Anonymous pages ignore a bad credential; denied ones refuse everybody.
-                await _by_rule(send, decide(None, rule), None, request_id, original, policy)
+                decision = decide(None, rule)
+                await _by_rule(send, decision, None, request_id, original, policy, accept)
                 return
             await _unauthorized(runtime, send, refusal, request_id, original, accept)
             return
@@ -133,7 +145,8 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             return
         (CACHE_HIT if cached else CACHE_MISS).inc()
         if rule is not None:
-            await _by_rule(send, decide(entry.user, rule), entry, request_id, original, policy)
+            decision = decide(entry.user, rule)
+            await _by_rule(send, decision, entry, request_id, original, policy, accept)
             return
         _ALLOWED.inc()
         if log.isEnabledFor(logging.DEBUG):
@@ -175,6 +188,7 @@ async def _by_rule(
     request_id: str,
     original: ForwardedRequest,
     policy: Policy,
+    accept: bytes | None,
 ) -> None:
     """Answer as the matching access rule decided: 200 (with identity when known) or 403."""
     if log.isEnabledFor(logging.DEBUG):
@@ -196,6 +210,10 @@ async def _by_rule(
     if decision.status == 401:  # an "authenticated" rule and no credential: not reached
         raise AssertionError("401 decisions are answered by _unauthorized")
     policy.forbidden[decision.rule_id or ""].inc()
+    if prefers_html(accept):  # a person, through a proxy that shows our answer (Traefik)
+        page = pages.refusal_page(403, "You may not open this page.")
+        await _send(send, 403, page.headers, request_id, page.body)
+        return
     body = json.dumps(
         {
             "error": ErrorCode.RULE_DENIED.value,
@@ -251,6 +269,16 @@ async def _unauthorized(
         # error_description is our own fixed text; quotes cannot occur in it.
         challenge += f', error="invalid_token", error_description="{refusal.description}"'
     headers.append((b"www-authenticate", challenge.encode()))
+    if prefers_html(accept) and not original.nginx:
+        # A browser's post (or other method) that needs a session: no redirect would keep
+        # its body, so a page that says so, with the way to sign in.
+        page = pages.refusal_page(
+            401,
+            "Your session has ended, or you have not signed in yet. Sign in, then try again.",
+            link=(runtime.login_url, "Sign in"),
+        )
+        await _send(send, 401, [*page.headers, *headers], request_id, page.body)
+        return
     await _refuse(send, code, refusal.description, request_id, 401, headers)
 
 
@@ -261,9 +289,10 @@ async def _refuse(
     request_id: str,
     status: int,
     headers: list[tuple[bytes, bytes]] | None = None,
+    accept: bytes | None = None,
 ) -> None:
-    """Answer with our JSON error; a refusal other than a 401 is counted and logged here,
-    in the ``policy`` stage (a request we will not decide on)."""
+    """Answer with our JSON error (a page for a browser); a refusal other than a 401 is
+    counted and logged here, in the ``policy`` stage (a request we will not decide on)."""
     if status != 401:
         _UNAUTHORIZED[code].inc()
         if log.isEnabledFor(logging.DEBUG):
@@ -271,6 +300,10 @@ async def _refuse(
                 "refused",
                 extra={"auth_stage": "policy", "error_type": code.value, "reason": description},
             )
+    if prefers_html(accept):
+        page = pages.refusal_page(status, description[:1].upper() + description[1:] + ".")
+        await _send(send, status, [*page.headers, *(headers or ())], request_id, page.body)
+        return
     body = _body(code, description, request_id)
     await _send(send, status, [_JSON, _NO_STORE, *(headers or ())], request_id, body)
 

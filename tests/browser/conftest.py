@@ -60,6 +60,15 @@ USERNAME = "alice"
 PASSWORD = "correct horse battery staple"
 LAYOUTS = ["one-host", "two-hosts", "compose", "nginx"]
 
+# The two-hosts layout has one access rule, for a refusal a signed-in person can meet.
+STAFF_ONLY = "/staff/"
+RULES = f"""
+[[rules]]
+id = "staff-only"
+path = "{STAFF_ONLY}**"
+groups = ["staff"]
+"""
+
 T = TypeVar("T")
 
 
@@ -181,6 +190,8 @@ def layout(
             auth_port = free_port()
             settings, adjust = _two_hosts(port, auth_port)
             app_url = f"http://{APP_HOST}:{port}"
+            (tmp / "rules.toml").write_text(RULES)
+            settings["AUTH_CONFIG"] = str(tmp / "rules.toml")
         else:  # docker-compose.yml's settings, behind traefik/ or nginx/ as shipped
             settings = compose_settings()
             settings["AUTH_PUBLIC_URL"] = with_port(settings["AUTH_PUBLIC_URL"], port)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
-from .conftest import PASSWORD, USERNAME, Layout
+from .conftest import PASSWORD, STAFF_ONLY, USERNAME, Layout
 from .test_flows import ORIGINAL, on_login_page, session_cookie, signed_in, upstream
 
 pytestmark = pytest.mark.parametrize("layout", ["two-hosts"], indirect=True)
@@ -118,5 +118,39 @@ def test_an_expired_login_form_keeps_the_name_and_signs_in_on_the_second_try(
 def test_a_bad_rd_link_is_a_page_with_a_way_to_sign_in(layout: Layout, page: Page) -> None:
     page.goto(layout.login("/login?rd=" + quote("https://app.example.test/\x01", safe="")))
     expect(page.get_by_role("heading", name="This request is not valid")).to_be_visible()
+    page.get_by_role("link", name="Sign in").click()
+    on_login_page(page, layout)
+
+
+def test_a_page_the_rules_refuse_is_a_page_not_json(layout: Layout, page: Page) -> None:
+    """Traefik shows the person validate's own answer: for a browser, a page."""
+    signed_in(page, layout)
+    answer = page.goto(layout.app(STAFF_ONLY + "roster"))
+    assert answer is not None and answer.status == 403
+    assert answer.headers["content-type"].startswith("text/html")
+    expect(page.get_by_role("heading", name="Not for you")).to_be_visible()
+    page.get_by_role("link", name="Go to the start page").click()
+    page.wait_for_url(layout.app("/"))
+    assert upstream(page)["headers"]["x-auth-user"] == [USERNAME]
+
+
+def test_a_form_posted_to_the_application_without_a_session_is_a_page(
+    layout: Layout, page: Page
+) -> None:
+    """A post cannot be redirected to the login page and back with its body: the person
+    gets a page that says so, with the way to sign in."""
+    page.route(
+        layout.app("/form"),
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<form method="post" action="{layout.app("/orders")}">'
+            '<input name="item" value="7"><button>Order</button></form>',
+        ),
+    )
+    page.goto(layout.app("/form"))
+    with page.expect_response(layout.app("/orders")) as posted:
+        page.get_by_role("button", name="Order").click()
+    assert posted.value.status == 401
+    expect(page.get_by_role("heading", name="Please sign in")).to_be_visible()
     page.get_by_role("link", name="Sign in").click()
     on_login_page(page, layout)
