@@ -40,6 +40,13 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, **_json({"$ref": "#/components/schemas/Error"})}
 
 
+def _error_or_page(description: str) -> dict[str, Any]:
+    """A refusal: our JSON error, or a page for a client that asks for HTML (a browser)."""
+    answer = _error(description)
+    answer["content"]["text/html"] = {"schema": {"type": "string"}}
+    return answer
+
+
 _FORWARDED = [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
     for name in (
@@ -62,11 +69,11 @@ _VALIDATE = {
     "responses": {
         "200": {"description": "allowed; identity in X-Auth-* headers"},
         "302": {"description": "a browser without a credential: to the login page"},
-        "400": _error("the forwarded request is malformed, or its path is not canonical"),
-        "401": _error("no valid credential"),
-        "403": _error("an access rule denies"),
-        "414": _error("the forwarded URI is longer than AUTH_MAX_FORWARDED_URI_LENGTH"),
-        "431": _error("the Cookie headers are longer than AUTH_MAX_COOKIE_HEADER_LENGTH"),
+        "400": _error_or_page("the forwarded request is malformed, or its path is not canonical"),
+        "401": _error_or_page("no valid credential"),
+        "403": _error_or_page("an access rule denies"),
+        "414": _error_or_page("the forwarded URI is longer than AUTH_MAX_FORWARDED_URI_LENGTH"),
+        "431": _error_or_page("the Cookie headers are longer than AUTH_MAX_COOKIE_HEADER_LENGTH"),
     },
 }
 _CREDENTIALS = {
@@ -94,6 +101,12 @@ _COMMON_4XX = {
     "413": _error("body too large"),
     "415": _error("wrong content type"),
     "422": _error("invalid fields"),
+}
+# The HTML forms: a browser gets the form again with a message, other clients our JSON.
+_FORM_4XX = {
+    "400": _error_or_page("malformed form"),
+    "413": _error_or_page("form too large"),
+    "415": _error_or_page("wrong content type"),
 }
 
 
@@ -148,7 +161,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [{"name": "rd", "in": "query", "schema": {"type": "string"}}],
                     "responses": {
                         "200": {"description": "the form", **_HTML},
-                        "400": _error("bad rd"),
+                        "400": _error_or_page("bad rd"),
                     },
                 },
                 "post": {
@@ -158,9 +171,9 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "303": {"description": "signed in"},
                         "401": {"description": "wrong credentials", **_HTML},
-                        "403": {"description": "CSRF check failed", **_HTML},
+                        "403": {"description": "CSRF or origin check failed", **_HTML},
                         "429": {"description": "throttled", **_HTML},
-                        **_COMMON_4XX,
+                        **_FORM_4XX,
                     },
                 },
             },
@@ -168,7 +181,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "responses": {
                         "200": {"description": "confirmation", **_HTML},
-                        "400": _error("bad rd"),
+                        "400": _error_or_page("bad rd"),
                     }
                 },
                 "post": {
@@ -177,8 +190,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "303": {"description": "signed out"},
-                        "403": _error("CSRF check failed"),
-                        **_COMMON_4XX,
+                        "403": {"description": "CSRF or origin check failed", **_HTML},
+                        **_FORM_4XX,
                     },
                 },
             },
