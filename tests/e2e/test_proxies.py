@@ -81,6 +81,15 @@ async def test_only_a_browser_is_sent_to_the_login_page(
     response = httpx.request(
         method, stack.url("app", ORIGINAL_PATH), headers=stack.headers("app", Accept=accept)
     )
+    if accept == BROWSER and stack.kind != "nginx":
+        # A person's form post: not redirected (its body would be lost), but told so on a
+        # page with the way to sign in, where the proxy shows validate's answer. nginx's
+        # auth_request cannot pass a body on: it answers our JSON from X-Auth-Error.
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith('Bearer realm="auth-service"')
+        assert response.headers["content-type"].startswith("text/html")
+        assert f'<a href="{stack.public_url}/login">Sign in</a>' in response.text
+        return
     assert_our_401(response, "missing_token")
 
 
