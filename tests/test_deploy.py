@@ -562,7 +562,7 @@ def test_login_host_routes_what_the_compose_stack_routes() -> None:
     L6), by the same rule as traefik/dynamic.yml, which the end-to-end tests run."""
     (route,) = routes(resource("IngressRoute", "auth-service"))
     compose_rule = load_yaml(ROOT / "traefik" / "dynamic.yml")["http"]["routers"]["auth"]["rule"]
-    assert route["match"].replace("auth.example.com", "auth.localhost") == compose_rule
+    assert route["match"].replace("auth.example.com", "auth.demo.localhost") == compose_rule
     for internal in ("/metrics", "/health", "/openapi.json", "/api/v1/auth/validate"):
         assert f"`{internal}`" not in compose_rule
 

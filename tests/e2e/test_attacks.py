@@ -44,7 +44,7 @@ from .conftest import (
 RULES = """
 [[rules]]
 id = "admin-site"
-host = "admin.localhost"
+host = "admin.demo.localhost"
 path = "/**"
 groups = ["admins"]
 
@@ -63,7 +63,7 @@ id = "ops"
 path = "/ops/**"
 groups = ["ops"]
 """
-# Who may reach each protected prefix of app.localhost, and who we ask as.
+# Who may reach each protected prefix of app.demo.localhost, and who we ask as.
 PROTECTED = {"/admin": {"root"}, "/ops": {"opsy"}}
 CALLERS = (None, "alice", "root", "opsy")
 GROUPS = {"alice": (), "root": ("admins",), "opsy": ("ops",)}
@@ -133,7 +133,7 @@ class Guarded:
         if who is not None:
             headers["Authorization"] = f"Bearer {self.tokens[who]}"
         return send_raw(
-            self.port, f"GET {target} HTTP/1.1", f"{host}.localhost:{self.port}", **headers
+            self.port, f"GET {target} HTTP/1.1", f"{host}.demo.localhost:{self.port}", **headers
         )
 
 
@@ -151,11 +151,15 @@ async def _new_database(server_url: str) -> str:
 
 
 def _admin_site_too_traefik(dynamic: dict[str, Any]) -> None:
-    dynamic["http"]["routers"]["app"]["rule"] = "Host(`app.localhost`) || Host(`admin.localhost`)"
+    dynamic["http"]["routers"]["app"]["rule"] = (
+        "Host(`app.demo.localhost`) || Host(`admin.demo.localhost`)"
+    )
 
 
 def _admin_site_too_nginx(site: str) -> str:
-    return site.replace("server_name app.localhost;", "server_name app.localhost admin.localhost;")
+    return site.replace(
+        "server_name app.demo.localhost;", "server_name app.demo.localhost admin.demo.localhost;"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +170,7 @@ def auth(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = cli_env(
         AUTH_DATABASE_URL=database,
         AUTH_CONFIG=str(folder / "rules.toml"),
-        AUTH_PUBLIC_URL="http://auth.localhost",
+        AUTH_PUBLIC_URL="http://auth.demo.localhost",
         AUTH_COOKIE_SECURE="false",
         AUTH_LOG_LEVEL="DEBUG",
     )
@@ -181,7 +185,7 @@ def auth(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def proxies(auth: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Guarded]]:
     """Traefik, nginx and Caddy on the shipped files; Traefik and nginx also route
-    admin.localhost (a second protected site) to the upstream."""
+    admin.demo.localhost (a second protected site) to the upstream."""
     folder = tmp_path_factory.mktemp("proxies")
     echo, echo_port = start_echo(folder)
     tokens = {}
@@ -334,16 +338,16 @@ def test_the_host_judged_is_the_host_the_proxy_routed_on(
     # /public/** is anonymous. The proxy routes by the request line (RFC 9112 3.2.2), so the
     # admin site's rule must decide.
     headers = {"Authorization": f"Bearer {routing_proxy.tokens[who]}"} if who else {}
-    target = f"http://admin.localhost:{routing_proxy.port}/public/x"
+    target = f"http://admin.demo.localhost:{routing_proxy.port}/public/x"
     answer = send_raw(
         routing_proxy.port,
         f"GET {target} HTTP/1.1",
-        f"app.localhost:{routing_proxy.port}",
+        f"app.demo.localhost:{routing_proxy.port}",
         **headers,
     )
     assert answer.status == status, answer
     if status == 200:
-        assert dict(answer.json()["headers"])["Host"].startswith("admin.localhost")
+        assert dict(answer.json()["headers"])["Host"].startswith("admin.demo.localhost")
 
 
 def test_the_login_redirect_keeps_the_port_of_the_host(routing_proxy: Guarded) -> None:
@@ -351,7 +355,7 @@ def test_the_login_redirect_keeps_the_port_of_the_host(routing_proxy: Guarded) -
     location = answer.header("location")
     assert answer.status == 302 and location, answer
     assert parse_qs(urlsplit(location).query)["rd"] == [
-        f"http://admin.localhost:{routing_proxy.port}/private"
+        f"http://admin.demo.localhost:{routing_proxy.port}/private"
     ]
 
 
@@ -371,7 +375,7 @@ def test_a_forged_request_id_reaches_neither_the_upstream_nor_our_logs(
     login = send_raw(
         proxy.port,
         "POST /api/v1/auth/login HTTP/1.1",
-        f"auth.localhost:{proxy.port}",
+        f"auth.demo.localhost:{proxy.port}",
         body=json.dumps({"username": "alice", "password": "not the password"}).encode(),
         X_Request_Id=FORGED_ID,
         Content_Type="application/json",
@@ -439,7 +443,7 @@ def test_the_login_pages_api_and_keys_stay_reachable(routing_proxy: Guarded) -> 
     login = send_raw(
         routing_proxy.port,
         "POST /api/v1/auth/login HTTP/1.1",
-        f"auth.localhost:{routing_proxy.port}",
+        f"auth.demo.localhost:{routing_proxy.port}",
         body=json.dumps({"username": "alice", "password": PASSWORD}).encode(),
         Content_Type="application/json",
     )
