@@ -1,13 +1,16 @@
-"""Compact JWS (RFC 7515) for our own tokens: one strict parse, then the ES256 check.
+"""Compact JWS (RFC 7515) for our own tokens: signing, one strict parse, then the ES256 check.
 
-PyJWT signs our tokens and verifies those of external issuers. Our own tokens are checked
-here, on every cache miss of validate, because PyJWT 2.15 checks the base64url alphabet one
+PyJWT verifies the tokens of external issuers. Our own tokens are signed and checked here, on
+every cache miss of validate, because PyJWT 2.15 checks the base64url alphabet one
 character at a time in Python, which costs about as much as OpenSSL's signature check; and
 our duplicate-name rule needs a parse of its own anyway (``bench/RESULTS.md`` has the profile).
 The tests hold this module to PyJWT's answers on the same tokens.
 
 - Every segment must be unpadded base64url; the signature must be the one canonical encoding
   of 64 bytes, so one signature cannot be written as several tokens.
+- ECDSA signatures are malleable: if ``(r, s)`` verifies, so does ``(r, n - s)``. We sign with
+  the low ``s`` (at most n/2) and refuse the high one, so one token has one signature (a
+  refusal PyJWT does not make).
 - Header and payload must be UTF-8 JSON objects without repeated names (parsers disagree on
   which of two values wins) and without NaN or Infinity.
 - The payload is parsed only once the signature holds.
@@ -23,7 +26,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from .errors import InvalidToken
 
@@ -31,7 +37,25 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # 64 bytes are 86 characters whose last one carries 2 bits and 4 zero bits.
 _ES256_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+# The order of P-256's base point (FIPS 186-4, D.1.2.3); a low-S signature has s <= n // 2.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_HALF_ORDER = _P256_ORDER // 2
 _MALFORMED = "the token is not a well-formed JWT"
+
+
+def sign_es256(
+    header: dict[str, Any], claims: dict[str, Any], key: ec.EllipticCurvePrivateKey
+) -> str:
+    """A compact JWS of ``claims`` under ``header`` (which names ``alg: ES256``), with the
+    low-S signature: the only one ``verified_payload`` accepts."""
+    if header.get("alg") != "ES256" or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("ES256 signs with a P-256 key and says so in its header")
+    signing_input = f"{_encode_json(header)}.{_encode_json(claims)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), _ECDSA_SHA256))
+    if s > _P256_HALF_ORDER:
+        s = _P256_ORDER - s
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{signing_input}.{_encode(signature)}"
 
 
 class CompactJWS:
@@ -61,7 +85,10 @@ class CompactJWS:
         if not _ES256_SIGNATURE.fullmatch(self._signature):
             raise InvalidToken("the token's signature is malformed")
         raw = _decode(self._signature)
-        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        if s > _P256_HALF_ORDER:  # (r, n - s) of a signature of ours: another spelling
+            raise InvalidToken("the token's signature is not in its canonical (low-S) form")
+        der = encode_dss_signature(r, s)
         try:
             public_key.verify(der, self._signing_input.encode("ascii"), _ECDSA_SHA256)
         except InvalidSignature:
@@ -71,6 +98,14 @@ class CompactJWS:
     def unverified_payload(self) -> dict[str, Any]:
         """The payload without any check of the signature: only to choose who verifies."""
         return _json_object(self._payload)
+
+
+def _encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _encode_json(value: dict[str, Any]) -> str:
+    return _encode(json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
 def _decode(segment: str) -> bytes:

@@ -2,8 +2,8 @@
 
 Verification is explicit: the key comes from our key set by ``kid``, the algorithm is the
 one that key was made for, and every required claim is checked for presence and type. The
-token header never chooses the algorithm or where the key comes from (RFC 8725). PyJWT
-signs; ``jws.py`` parses and checks the signature of our own tokens, on validate's hot path.
+token header never chooses the algorithm or where the key comes from (RFC 8725). ``jws.py``
+signs our tokens, and parses and checks their signature on validate's hot path.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 
 from .errors import ExpiredToken, InvalidToken, MissingClaim, TokenTooLong
-from .jws import CompactJWS
+from .jws import CompactJWS, sign_es256
 from .keys import KeySet
 from .types import Identity, User
 
@@ -79,16 +79,12 @@ def issue_access_token(
     if session_id:
         claims["sid"] = session_id
     key = keys.signing
-    token = jwt.encode(
-        claims,
-        key.private_key,
-        algorithm=key.algorithm,
-        headers={
-            "kid": key.kid,
-            "typ": SESSION_COOKIE_TOKEN_TYPE if session_cookie else ACCESS_TOKEN_TYPE,
-        },
-    )
-    return token, ttl
+    header = {
+        "alg": key.algorithm,
+        "kid": key.kid,
+        "typ": SESSION_COOKIE_TOKEN_TYPE if session_cookie else ACCESS_TOKEN_TYPE,
+    }
+    return sign_es256(header, claims, key.private_key), ttl
 
 
 def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Identity:

@@ -27,6 +27,8 @@ from auth_service.app import AuthServiceApp
 from .idp import StandInProvider
 
 VALIDATE = "/api/v1/auth/validate"
+# The order n of P-256 (FIPS 186-4 D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def b64(data: bytes | str) -> str:
@@ -61,12 +63,17 @@ class Attack:
     def header(self, **changes: Any) -> dict[str, Any]:
         return {"alg": "ES256", "kid": self.kid, "typ": "at+jwt", **changes}
 
-    def signed(self, header: dict[str, Any], payload: str | None = None) -> str:
+    def signed(
+        self, header: dict[str, Any], payload: str | None = None, *, high_s: bool = False
+    ) -> str:
         """Header and payload signed with our real private key (the attacker cannot do this;
-        used to show that structural checks refuse even validly signed oddities)."""
+        used to show that structural checks refuse even validly signed oddities), in the
+        low-S form we sign with, or its high-S twin (an equally valid ECDSA signature)."""
         signing_input = f"{segment(header)}.{payload or segment(self.claims)}"
         der = self.key.private_key.sign(signing_input.encode(), ec.ECDSA(_sha256()))
         r, s = _decode_dss(der)
+        if (s > P256_ORDER // 2) != high_s:
+            s = P256_ORDER - s
         return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
     def hmac_with(self, secret: bytes, alg: str = "HS256") -> str:
@@ -122,6 +129,7 @@ ATTACKS: dict[str, Callable[[Attack], str]] = {
             )
         )
     ),
+    "high-S twin of a valid signature": lambda a: a.signed(a.header(), high_s=True),
     "swapped payload": lambda a: ".".join(
         [
             a.signed(a.header()).split(".")[0],

@@ -3,7 +3,8 @@
 PyJWT used to verify our tokens; ``jws.py`` replaced it on the hot path for speed. These
 tests sign claim sets and headers of every shape and hold the two to each other: whatever
 we accept, PyJWT accepts with the same claims; whatever PyJWT refuses, we refuse. Where
-PyJWT is lenient (a number written as a string, a padded segment), we are stricter.
+PyJWT is lenient (a number written as a string, a padded segment, the high-S twin of a
+signature), we are stricter.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auth_service.errors import CredentialError, ExpiredToken, InvalidToken, TokenTooLong
-from auth_service.tokens import REQUIRED_CLAIMS, _identity, verify_access_token
+from auth_service.tokens import (
+    REQUIRED_CLAIMS,
+    _identity,
+    issue_access_token,
+    verify_access_token,
+)
 from auth_service.types import Identity
 
-from .test_tokens import KEYS, PARAMS, TOKEN
+from .test_tokens import KEYS, PARAMS, TOKEN, USER
 
 KEY = KEYS.signing
+# The order n of P-256 (FIPS 186-4 D.1.2.3): (r, s) and (r, n - s) are both valid ECDSA.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 HEADER = json.dumps({"alg": "ES256", "kid": KEY.kid, "typ": "at+jwt"})
 
 
@@ -32,13 +40,17 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def sign_raw(header: str, payload: str) -> str:
-    """A token over exactly these JSON texts (PyJWT would re-serialise them)."""
+def sign_raw(header: str, payload: str, *, high_s: bool = False) -> str:
+    """A token over exactly these JSON texts (PyJWT would re-serialise them), signed by
+    PyJWT and given the low-S form we sign with (or the high-S one)."""
     signing_input = f"{b64(header.encode())}.{b64(payload.encode())}"
     signature = pyjwt.algorithms.ECAlgorithm(pyjwt.algorithms.ECAlgorithm.SHA256).sign(
         signing_input.encode(), KEY.private_key
     )
-    return f"{signing_input}.{b64(signature)}"
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    if (s > P256_ORDER // 2) != high_s:
+        s = P256_ORDER - s
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 def pyjwt_verdict(token: str) -> Identity | type[Exception]:
@@ -201,6 +213,24 @@ def test_one_signature_has_one_spelling() -> None:
         assert our_verdict(variant) is InvalidToken
     padded = TOKEN + "=="
     assert our_verdict(padded) is InvalidToken
+
+
+def test_the_high_s_twin_of_a_signature_is_refused() -> None:
+    """ECDSA accepts (r, s) and (r, n - s) alike, and so does PyJWT. We sign with the low s
+    and refuse the high one: one token, one signature (SECURITY.md, finding L4)."""
+    payload = json.dumps(good_claims(int(time.time())))
+    low, high = sign_raw(HEADER, payload), sign_raw(HEADER, payload, high_s=True)
+    assert low.rpartition(".")[0] == high.rpartition(".")[0] and low != high
+    assert isinstance(our_verdict(low), Identity)
+    assert isinstance(pyjwt_verdict(high), Identity)  # the malleability is real
+    assert our_verdict(high) is InvalidToken
+
+
+def test_we_sign_with_the_low_s() -> None:
+    for _ in range(64):  # a random s is high half of the time
+        token = issue_access_token(KEYS, PARAMS, USER)[0]
+        signature = base64.urlsafe_b64decode(token.rpartition(".")[2] + "==")
+        assert int.from_bytes(signature[32:], "big") <= P256_ORDER // 2
 
 
 def test_the_length_cap_comes_before_any_parsing() -> None:

@@ -10,6 +10,7 @@ import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth_service.app import AuthServiceApp
+from auth_service.jws import sign_es256
 
 from .conftest import create_user, login
 
@@ -45,9 +46,7 @@ async def test_outcomes_logins_and_cache_are_counted(
     key = app.runtime.keys.signing
     claims = jwt.decode(token, options={"verify_signature": False})
     claims.update(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
-    expired = jwt.encode(
-        claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": "at+jwt"}
-    )
+    expired = sign_es256({"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}, claims, key.private_key)
     await client.get(VALIDATE, headers={"Authorization": f"Bearer {expired}"})
 
     response = await client.get("/metrics")

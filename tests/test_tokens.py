@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import httpx
-import jwt as pyjwt
 import pytest
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +18,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 from auth_service.app import create_app
 from auth_service.cache import TokenCache
 from auth_service.errors import CredentialError, ExpiredToken
+from auth_service.jws import sign_es256
 from auth_service.keys import KeySet, SigningKey, generate_key
 from auth_service.settings import Settings
 from auth_service.tokens import TokenParameters, issue_access_token, verify_access_token
@@ -133,8 +133,8 @@ def test_expiry_respects_the_leeway() -> None:
         "iat": now - 100,
         "exp": now - 5,
     }
-    expired_recently = pyjwt.encode(
-        claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": "at+jwt"}
+    expired_recently = sign_es256(
+        {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}, claims, key.private_key
     )
     verify_access_token(expired_recently, KEYS, PARAMS)  # within 10 s of leeway
     no_leeway = dataclasses.replace(PARAMS, leeway_seconds=0)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth_service.app import AuthServiceApp
 from auth_service.cache import IDENTITY_HEADERS
+from auth_service.jws import sign_es256
 from auth_service.routes.validate import validate_endpoint
 
 from .conftest import create_user, login
@@ -47,8 +48,9 @@ def _claims(app: AuthServiceApp, **changes: Any) -> dict[str, Any]:
 def _sign(app: AuthServiceApp, claims: dict[str, Any], **header: Any) -> str:
     assert app.runtime is not None
     key = app.runtime.keys.signing
-    headers = {"kid": key.kid, "typ": "at+jwt", **header}
-    return jwt.encode(claims, key.private_key, algorithm="ES256", headers=headers)
+    return sign_es256(
+        {"alg": "ES256", "kid": key.kid, "typ": "at+jwt", **header}, claims, key.private_key
+    )
 
 
 async def test_valid_token_gives_identity_headers(
