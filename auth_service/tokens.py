@@ -4,6 +4,11 @@ Verification is explicit: the key comes from our key set by ``kid``, the algorit
 one that key was made for, and every required claim is checked for presence and type. The
 token header never chooses the algorithm or where the key comes from (RFC 8725). ``jws.py``
 signs our tokens, and parses and checks their signature on validate's hot path.
+
+Every token we issue belongs to a session (``sid``), so that a logout, a disabled account or
+a new password can end it; and none lives longer than the longest lifetime we configure. A
+token without ``sid``, or whose ``exp - iat`` exceeds that lifetime plus the leeway, was not
+made by us, whoever holds the key: both are refused.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 # typing): it is forwarded to every upstream with the Cookie header, so validate accepts it
 # from the cookie only, never as ``Authorization: Bearer``.
 SESSION_COOKIE_TOKEN_TYPE = "session+jwt"
-REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti", "sid")
 _ACCEPTED_TYP = {"at+jwt", "application/at+jwt"}
 _COOKIE_TYP = {SESSION_COOKIE_TOKEN_TYPE, "application/" + SESSION_COOKIE_TOKEN_TYPE}
 _ALLOWED_HEADER_PARAMS = {"alg", "kid", "typ"}
@@ -43,6 +48,7 @@ class TokenParameters:
     ttl_seconds: int
     leeway_seconds: int
     max_length: int
+    max_lifetime_seconds: int  # the longest exp - iat we issue (access or session token)
 
 
 def issue_access_token(
@@ -50,18 +56,22 @@ def issue_access_token(
     params: TokenParameters,
     user: User,
     *,
+    session_id: str,
     scopes: tuple[str, ...] = (),
     ttl_seconds: int | None = None,
-    session_id: str | None = None,
     session_cookie: bool = False,
 ) -> tuple[str, int]:
     """Sign an access token for ``user``; returns (token, lifetime in seconds).
 
-    ``ttl_seconds`` overrides the lifetime (browser sessions); ``session_id`` becomes the
-    ``sid`` claim that ties the token to the login it came from; ``session_cookie`` types
-    the token for the session cookie only.
+    ``session_id`` becomes the ``sid`` claim that ties the token to the login it came from;
+    ``ttl_seconds`` overrides the lifetime (browser sessions); ``session_cookie`` types the
+    token for the session cookie only.
     """
+    if not session_id:
+        raise ValueError("every token we issue belongs to a session")
     ttl = ttl_seconds or params.ttl_seconds
+    if ttl > params.max_lifetime_seconds:
+        raise ValueError("a token would outlive the longest configured lifetime")
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": params.issuer,
@@ -71,13 +81,12 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
+        "sid": session_id,
         "preferred_username": user.username,
         "groups": list(user.groups),
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
-    if session_id:
-        claims["sid"] = session_id
     key = keys.signing
     header = {
         "alg": key.algorithm,
@@ -122,12 +131,16 @@ def _check_claims(claims: dict[str, Any], params: TokenParameters) -> None:
             raise MissingClaim(name)
     now = time.time()
     leeway = params.leeway_seconds
-    if _number(claims, "iat") > now + leeway:
+    issued = _number(claims, "iat")
+    if issued > now + leeway:
         raise InvalidToken("the token is not valid yet (iat)")
     if "nbf" in claims and _number(claims, "nbf") > now + leeway:
         raise InvalidToken("the token is not valid yet (nbf)")
-    if _number(claims, "exp") <= now - leeway:
+    expires = _number(claims, "exp")
+    if expires <= now - leeway:
         raise ExpiredToken("the token has expired")
+    if expires - issued > params.max_lifetime_seconds + leeway:
+        raise InvalidToken("the token lives longer than any token we issue (exp - iat)")
     if claims["iss"] != params.issuer:
         raise InvalidToken("the token was issued by someone else (iss)")
     if claims["aud"] != params.audience:  # one audience, a string (RFC 9068 allows no other)
@@ -163,7 +176,7 @@ def jwt_errors() -> Iterator[None]:
 
 def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
     """Check claim types and build the identity."""
-    for name in ("sub", "jti", "preferred_username"):
+    for name in ("sub", "jti", "sid", "preferred_username"):
         if not isinstance(claims.get(name), str) or not claims[name]:
             raise MissingClaim(name)
     groups = claims.get("groups", [])
@@ -172,9 +185,6 @@ def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise MissingClaim("scope")
-    sid = claims.get("sid")
-    if sid is not None and not isinstance(sid, str):
-        raise MissingClaim("sid")
     return Identity(
         user_id=claims["sub"],
         username=claims["preferred_username"],
@@ -182,6 +192,6 @@ def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
         scopes=tuple(scope.split()),
         token_id=claims["jti"],
         expires_at=_number(claims, "exp"),
-        session_id=sid,
+        session_id=claims["sid"],
         cookie_only=cookie_only,
     )

@@ -54,6 +54,7 @@ class Attack:
             "aud": "auth-service",
             "sub": "attacker",
             "jti": "j1",
+            "sid": "s1",
             "preferred_username": "admin",
             "groups": ["admins"],
             "iat": now,
@@ -130,6 +131,15 @@ ATTACKS: dict[str, Callable[[Attack], str]] = {
         )
     ),
     "high-S twin of a valid signature": lambda a: a.signed(a.header(), high_s=True),
+    "no session id (validly signed)": lambda a: a.signed(
+        a.header(), segment({k: v for k, v in a.claims.items() if k != "sid"})
+    ),
+    "empty session id (validly signed)": lambda a: a.signed(
+        a.header(), segment({**a.claims, "sid": ""})
+    ),
+    "30-day lifetime (validly signed)": lambda a: a.signed(
+        a.header(), segment({**a.claims, "exp": a.claims["iat"] + 30 * 86_400})
+    ),
     "swapped payload": lambda a: ".".join(
         [
             a.signed(a.header()).split(".")[0],

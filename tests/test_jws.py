@@ -4,7 +4,8 @@ PyJWT used to verify our tokens; ``jws.py`` replaced it on the hot path for spee
 tests sign claim sets and headers of every shape and hold the two to each other: whatever
 we accept, PyJWT accepts with the same claims; whatever PyJWT refuses, we refuse. Where
 PyJWT is lenient (a number written as a string, a padded segment, the high-S twin of a
-signature), we are stricter.
+signature), we are stricter; and we refuse an ``exp - iat`` longer than any token we issue,
+which PyJWT has no option for (``pyjwt_verdict`` adds that check).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def pyjwt_verdict(token: str) -> Identity | type[Exception]:
             leeway=PARAMS.leeway_seconds,
             options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
         )
+        if _lifetime(claims) > PARAMS.max_lifetime_seconds + PARAMS.leeway_seconds:
+            return InvalidToken  # our one check PyJWT has no option for (documented)
         return _identity(claims)
     except pyjwt.ExpiredSignatureError:
         return ExpiredToken
@@ -78,6 +81,14 @@ def pyjwt_verdict(token: str) -> Identity | type[Exception]:
         return type(refusal)
     except OverflowError:  # float() of a 400-digit exp
         return InvalidToken
+
+
+def _lifetime(claims: dict[str, Any]) -> float:
+    """``exp - iat`` as PyJWT reads the two (it takes them through ``int()``)."""
+    try:
+        return float(int(claims["exp"])) - float(int(claims["iat"]))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
 
 
 def our_verdict(token: str) -> Identity | type[Exception]:
@@ -93,6 +104,7 @@ def good_claims(now: int) -> dict[str, Any]:
         "aud": PARAMS.audience,
         "sub": "7d3f8b9e",
         "jti": "j1",
+        "sid": "s1",
         "preferred_username": "alice",
         "iat": now,
         "nbf": now,
@@ -116,6 +128,7 @@ CLAIM_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "aud": st.sampled_from([PARAMS.audience, "other", [PARAMS.audience], None, "", 7]),
     "sub": st.sampled_from(["7d3f8b9e", "", None, 5]),
     "jti": st.sampled_from(["j1", "", None, 5]),
+    "sid": st.sampled_from(["s1", "", None, 5]),
     **{name: TIMES | LOOSE_TIMES for name in ("iat", "nbf", "exp")},
 }
 
@@ -228,7 +241,7 @@ def test_the_high_s_twin_of_a_signature_is_refused() -> None:
 
 def test_we_sign_with_the_low_s() -> None:
     for _ in range(64):  # a random s is high half of the time
-        token = issue_access_token(KEYS, PARAMS, USER)[0]
+        token = issue_access_token(KEYS, PARAMS, USER, session_id="s1")[0]
         signature = base64.urlsafe_b64decode(token.rpartition(".")[2] + "==")
         assert int.from_bytes(signature[32:], "big") <= P256_ORDER // 2
 

@@ -113,6 +113,7 @@ def tokens(app: AuthServiceApp) -> dict[str, str]:
             app.runtime.keys,
             app.runtime.token_params,
             User(f"id-{name}", name, "", False, group, "", ""),
+            session_id=f"session-{name}",
         )[0]
         for name, group in groups.items()
     }

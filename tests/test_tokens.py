@@ -32,6 +32,7 @@ PARAMS = TokenParameters(
     ttl_seconds=900,
     leeway_seconds=10,
     max_length=4096,
+    max_lifetime_seconds=900,
 )
 USER = User(
     id="7d3f8b9e-0000-4000-8000-000000000001",
@@ -108,7 +109,7 @@ async def test_users_and_keys_survive_a_restart(
 
 
 def test_round_trip() -> None:
-    token, ttl = issue_access_token(KEYS, PARAMS, USER, scopes=("orders:read",))
+    token, ttl = issue_access_token(KEYS, PARAMS, USER, session_id="s1", scopes=("orders:read",))
     identity = verify_access_token(token, KEYS, PARAMS)
     assert identity.username == "alice" and identity.user_id == USER.id
     assert identity.groups == ("admins",) and identity.scopes == ("orders:read",)
@@ -116,7 +117,7 @@ def test_round_trip() -> None:
 
 
 def test_a_token_of_another_key_set_is_refused() -> None:
-    token, _ = issue_access_token(_key_set(), PARAMS, USER)
+    token, _ = issue_access_token(_key_set(), PARAMS, USER, session_id="s1")
     with pytest.raises(CredentialError):
         verify_access_token(token, KEYS, PARAMS)
 
@@ -129,6 +130,7 @@ def test_expiry_respects_the_leeway() -> None:
         "aud": PARAMS.audience,
         "sub": "s",
         "jti": "j",
+        "sid": "s1",
         "preferred_username": "a",
         "iat": now - 100,
         "exp": now - 5,
@@ -142,7 +144,7 @@ def test_expiry_respects_the_leeway() -> None:
         verify_access_token(expired_recently, KEYS, no_leeway)
 
 
-TOKEN = issue_access_token(KEYS, PARAMS, USER)[0]
+TOKEN = issue_access_token(KEYS, PARAMS, USER, session_id="s1")[0]
 
 
 @settings(max_examples=200, deadline=None)

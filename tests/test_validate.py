@@ -38,6 +38,7 @@ def _claims(app: AuthServiceApp, **changes: Any) -> dict[str, Any]:
         "iat": now,
         "exp": now + 300,
         "jti": "test-jti",
+        "sid": "test-session",
         "preferred_username": "forged",
         "groups": ["admins"],
     }
