@@ -19,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import db, keys, metrics, users
+from . import db, keys, metrics, service_secrets, users
 from .cache import TokenCache
 from .config import FileConfig, load_config
 from .csrf import load_csrf_key
 from .errors import AuthServiceError, ConfigurationError, DatabaseError, ErrorCode
 from .forwarded import TrustedProxies
 from .issuers import IssuerRegistry
+from .key_encryption import KeyRing, load_key_ring
 from .keys import KeySet
 from .logs import configure_logging, request_id_var
 from .metrics import VALIDATE_REQUESTS
@@ -119,6 +120,17 @@ def token_parameters(settings: Settings) -> TokenParameters:
     )
 
 
+async def _seal_clear_secrets(conn: db.Connection, ring: KeyRing) -> None:
+    """Rows from before secrets were sealed (or written by an older replica): sealed now."""
+    sealed = await keys.seal_signing_keys(conn, ring)
+    sealed += await service_secrets.seal_service_secrets(conn, ring)
+    if sealed:
+        log.info(
+            "encrypted private keys stored in clear with the key-encryption key",
+            extra={"rows": sealed, "key_encryption_key": ring.current.label},
+        )
+
+
 async def _announce_first_user(pool: asyncpg.Pool) -> None:
     if await users.count_users(pool) == 0:
         log.warning(
@@ -200,6 +212,7 @@ class AuthServiceApp:
     async def _started(self, app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
         file_config = read_config(settings)
+        ring = load_key_ring(settings)
         async with (
             db.database_url(settings) as dsn,
             httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
@@ -208,10 +221,11 @@ class AuthServiceApp:
             try:
                 async with pool.acquire() as conn:
                     await db.apply_migrations(conn)
-                    if await keys.ensure_signing_key(conn):
+                    await _seal_clear_secrets(conn, ring)
+                    if await keys.ensure_signing_key(conn, ring):
                         log.info("generated the first signing key")
-                    key_set = await keys.load_key_set(conn)
-                    csrf_key = await load_csrf_key(conn)
+                    key_set = await keys.load_key_set(conn, ring)
+                    csrf_key = await load_csrf_key(conn, ring)
                 await _announce_first_user(pool)
                 issuers = IssuerRegistry(
                     file_config.issuers,
@@ -226,6 +240,7 @@ class AuthServiceApp:
                     pool,
                     runtime.revocations,
                     key_set,
+                    ring,
                     runtime.use_keys,
                     settings.sync_interval_seconds,
                 )

@@ -78,11 +78,16 @@ async def _with_db(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .key_encryption import load_key_ring
+
     settings = _settings()
     if settings.config is not None:
         from .config import load_config
 
         load_config(settings.config)  # a bad file stops here, with one clear line
+    # Likewise a missing key-encryption key; the embedded database's is made here, once,
+    # before any worker starts.
+    load_key_ring(settings)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     if args.workers < 1:
@@ -303,21 +308,60 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from .audit import record_event
+    from .key_encryption import load_key_ring
     from .keys import rotate_signing_key
     from .sessions import Lifetimes
 
     settings = _settings()
+    ring = load_key_ring(settings)
 
     async def work(pool: asyncpg.Pool) -> int:
         # The old key verifies as long as the longest-lived token it may have signed.
         verify_for = Lifetimes.from_settings(settings).revocation
         async with pool.acquire() as conn:
-            kid = await rotate_signing_key(conn, verify_for)
+            kid = await rotate_signing_key(conn, ring, verify_for)
         await record_event(pool, "keys_rotate", "success", detail={"kid": kid})
         print(f"new signing key {kid}; the previous one verifies for {verify_for} s more")
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_rewrap(args: argparse.Namespace) -> int:
+    from .audit import record_event
+    from .key_encryption import load_key_ring
+    from .keys import seal_signing_keys
+    from .service_secrets import seal_service_secrets
+
+    settings = _settings()
+    ring = load_key_ring(settings)
+
+    async def work(pool: asyncpg.Pool) -> int:
+        # One transaction: a secret that does not open leaves every row as it was.
+        async with pool.acquire() as conn, conn.transaction():
+            keys = await seal_signing_keys(conn, ring, rewrap=True)
+            secrets = await seal_service_secrets(conn, ring, rewrap=True)
+        label = ring.current.label
+        await record_event(
+            pool,
+            "keys_rewrap",
+            "success",
+            detail={"key_encryption_key": label, "signing_keys": keys, "secrets": secrets},
+        )
+        print(
+            f"re-encrypted {keys} signing key(s) and {secrets} secret(s) with key-encryption "
+            f"key {label}; every row is now sealed with it"
+        )
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_generate_kek(args: argparse.Namespace) -> int:
+    from .key_encryption import new_key_text
+
+    print(new_key_text())
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -454,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser(
         "rotate", help="make a new signing key; the old one keeps verifying its tokens"
     ).set_defaults(func=cmd_keys_rotate)
+    keys.add_parser(
+        "rewrap",
+        help="re-encrypt every private key with AUTH_KEY_ENCRYPTION_KEY (after a KEK rotation)",
+    ).set_defaults(func=cmd_keys_rewrap)
+    keys.add_parser(
+        "generate-kek", help="print a new random key-encryption key (base64url, 32 bytes)"
+    ).set_defaults(func=cmd_keys_generate_kek)
     diagnose.add_parser(sub)
     status.add_parser(sub)
     return parser

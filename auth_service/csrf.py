@@ -7,7 +7,8 @@ the pre-session cookie the browser sent, and is recent. Another site can make a 
 a form, but cannot read the cookie or forge the MAC; and a token the attacker got from our
 own page, for the attacker's own pre-session, is worth nothing in the victim's browser (login
 CSRF). The ``__Host-`` prefix keeps a sibling subdomain from planting the attacker's cookie
-there. The HMAC key is shared by all replicas through the ``service_secrets`` table.
+there. The HMAC key is shared by all replicas through the ``service_secrets`` table, sealed
+with the key-encryption key there (``service_secrets.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import secrets
 import time
 
 from .db import Connection
+from .key_encryption import KeyRing
+from .service_secrets import load_service_secret
 
 CSRF_MAX_AGE_SECONDS = 3600
 _SECRET_NAME = "csrf"
@@ -64,12 +67,6 @@ def check_csrf_token(
     return -60 <= age <= CSRF_MAX_AGE_SECONDS
 
 
-async def load_csrf_key(conn: Connection) -> bytes:
+async def load_csrf_key(conn: Connection, ring: KeyRing) -> bytes:
     """The shared CSRF key, created by whichever replica asks first."""
-    await conn.execute(
-        "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        _SECRET_NAME,
-        secrets.token_bytes(32),
-    )
-    value = await conn.fetchval("SELECT value FROM service_secrets WHERE name = $1", _SECRET_NAME)
-    return bytes(value)
+    return await load_service_secret(conn, ring, _SECRET_NAME)

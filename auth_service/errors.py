@@ -4,6 +4,7 @@
 
     AuthServiceError
     ├── ConfigurationError
+    │   └── SealedSecretUnreadable   (key_encryption.py: the wrong key-encryption key)
     ├── DatabaseError
     │   └── DatabaseUnavailable
     ├── UserError
@@ -52,6 +53,19 @@ class AuthServiceError(Exception):
 
 class ConfigurationError(AuthServiceError):
     """The configuration cannot be used."""
+
+
+class SealedSecretUnreadable(ConfigurationError):
+    """A secret in the database does not open with the configured key-encryption keys."""
+
+    def __init__(self, what: str, sealed_with: str) -> None:
+        super().__init__(
+            f"cannot decrypt {what}: it was encrypted with key-encryption key {sealed_with}, "
+            "which is neither AUTH_KEY_ENCRYPTION_KEY nor AUTH_KEY_ENCRYPTION_KEY_PREVIOUS "
+            "(or the value was altered)"
+        )
+        self.what = what
+        self.sealed_with = sealed_with
 
 
 class DatabaseError(AuthServiceError):

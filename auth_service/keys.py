@@ -1,8 +1,10 @@
 """Our JWT signing keys: generated on first start, kept in PostgreSQL, published as a JWKS.
 
 ES256 (P-256, 128-bit security). The private key leaves the process only into the
-``signing_keys`` table. Every key carries its algorithm, so verification never lets a token
-header choose one. The ``kid`` is the key's RFC 7638 thumbprint.
+``signing_keys`` table, sealed with the key-encryption key (``key_encryption.py``): read access
+to the database does not give it away. Every key carries its algorithm, so verification never
+lets a token header choose one. The ``kid`` is the key's RFC 7638 thumbprint, and a loaded key
+must match its ``kid``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .db import Connection, Executor
+from .errors import ConfigurationError
+from .key_encryption import KeyRing
 
 SIGNING_ALGORITHM = "ES256"
 KEYS_CHANNEL = "auth_keys"  # NOTIFY: the key set changed, reload it
@@ -82,46 +86,91 @@ def generate_key() -> tuple[str, str, dict[str, Any]]:
     return kid, pem, jwk
 
 
-def _load(row: asyncpg.Record) -> SigningKey:
-    private_key = serialization.load_pem_private_key(row["private_pem"].encode(), password=None)
+def _row_name(kid: str) -> str:
+    """What a sealed private key is bound to: its table and ``kid``."""
+    return f"signing_keys/{kid}"
+
+
+def _private_pem(row: asyncpg.Record, ring: KeyRing) -> bytes:
+    """The row's private key in PEM: opened with the KEK, or (a row written before keys were
+    sealed, until the next start seals it) as stored."""
+    if row["private_key_sealed"] is not None:
+        return ring.unseal(row["private_key_sealed"], _row_name(row["kid"]))
+    return str(row["private_pem"]).encode()
+
+
+def _load(row: asyncpg.Record, ring: KeyRing) -> SigningKey:
+    kid = row["kid"]
+    private_key = serialization.load_pem_private_key(_private_pem(row, ring), password=None)
     if not isinstance(private_key, ec.EllipticCurvePrivateKey):
-        raise TypeError(f"signing key {row['kid']} is not an EC key")
+        raise ConfigurationError(f"signing key {kid} is not an EC key")
+    public_jwk: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(
+        private_key.public_key(), as_dict=True
+    )
+    if _thumbprint(public_jwk) != kid:
+        raise ConfigurationError(f"signing key {kid} does not match its kid")
     jwk = row["public_jwk"]
     return SigningKey(
-        kid=row["kid"],
+        kid=kid,
         algorithm=row["algorithm"],
         private_key=private_key,
         public_jwk=json.loads(jwk) if isinstance(jwk, str) else jwk,
     )
 
 
-async def _insert_new_key(conn: Connection) -> str:
+async def _insert_new_key(conn: Connection, ring: KeyRing) -> str:
     kid, pem, jwk = generate_key()
     await conn.execute(
         """
-        INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk)
+        INSERT INTO signing_keys (kid, algorithm, private_key_sealed, public_jwk)
         VALUES ($1, $2, $3, $4::jsonb)
         """,
         kid,
         SIGNING_ALGORITHM,
-        pem,
+        ring.seal(pem.encode(), _row_name(kid)),
         json.dumps(jwk),
     )
     return kid
 
 
-async def ensure_signing_key(conn: Connection) -> bool:
+async def seal_signing_keys(conn: Connection, ring: KeyRing, *, rewrap: bool = False) -> int:
+    """Seal with the current KEK every private key stored in clear (rows from before keys
+    were sealed) and, with ``rewrap``, every one sealed with another KEK; returns how many
+    rows changed. One transaction: a key that does not open changes nothing."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _KEYS_LOCK_ID)
+        rows = await conn.fetch(
+            "SELECT kid, private_pem, private_key_sealed FROM signing_keys ORDER BY kid FOR UPDATE"
+        )
+        changed = 0
+        for row in rows:
+            sealed = row["private_key_sealed"]
+            if sealed is not None and (not rewrap or ring.is_current(sealed)):
+                continue
+            await conn.execute(
+                """
+                UPDATE signing_keys SET private_key_sealed = $2, private_pem = NULL
+                WHERE kid = $1
+                """,
+                row["kid"],
+                ring.seal(_private_pem(row, ring), _row_name(row["kid"])),
+            )
+            changed += 1
+        return changed
+
+
+async def ensure_signing_key(conn: Connection, ring: KeyRing) -> bool:
     """Create the first signing key if there is none usable; True when one was created."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _KEYS_LOCK_ID)
         active = await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL")
         if active:
             return False
-        await _insert_new_key(conn)
+        await _insert_new_key(conn, ring)
         return True
 
 
-async def rotate_signing_key(conn: Connection, verify_for_seconds: int) -> str:
+async def rotate_signing_key(conn: Connection, ring: KeyRing, verify_for_seconds: int) -> str:
     """Make a new key the one that signs; the old one keeps verifying for
     ``verify_for_seconds`` (the longest lifetime of a token it signed), then leaves the JWKS.
     Every replica is told at commit. Returns the new kid."""
@@ -135,7 +184,7 @@ async def rotate_signing_key(conn: Connection, verify_for_seconds: int) -> str:
             """,
             float(verify_for_seconds),
         )
-        kid = await _insert_new_key(conn)
+        kid = await _insert_new_key(conn, ring)
         await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, kid)
     return kid
 
@@ -154,17 +203,19 @@ async def list_keys(conn: Executor) -> list[dict[str, Any]]:
     return [dict(r.items()) for r in rows]
 
 
-async def load_key_set(conn: Executor) -> KeySet:
-    """Every key that still verifies; the newest unretired one signs."""
+async def load_key_set(conn: Executor, ring: KeyRing) -> KeySet:
+    """Every key that still verifies; the newest unretired one signs. A key that does not
+    open with ``ring`` is a ``ConfigurationError`` naming it."""
     rows = await conn.fetch(
         """
-        SELECT kid, algorithm, private_pem, public_jwk::text AS public_jwk, retired_at
+        SELECT kid, algorithm, private_pem, private_key_sealed,
+               public_jwk::text AS public_jwk, retired_at
         FROM signing_keys
         WHERE expires_at IS NULL OR expires_at > now()
         ORDER BY created_at DESC, kid
         """
     )
-    keys = [(_load(r), r["retired_at"]) for r in rows]
+    keys = [(_load(r, ring), r["retired_at"]) for r in rows]
     signing = next((k for k, retired in keys if retired is None), None)
     if signing is None:
         raise LookupError("no active signing key in the database")

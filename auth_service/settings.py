@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     db_pool_min_size: int = Field(default=1, ge=0, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
 
+    # The key-encryption key that seals our private keys in the database (key_encryption.py):
+    # the key itself or a file holding it; the previous one only during a rotation.
+    key_encryption_key: SecretStr | None = None
+    key_encryption_key_file: Path | None = None
+    key_encryption_key_previous: SecretStr | None = None
+    key_encryption_key_previous_file: Path | None = None
+
     # Tokens.
     public_url: str = "http://127.0.0.1:8080"
     issuer: str | None = None  # defaults to public_url
@@ -106,6 +113,18 @@ class Settings(BaseSettings):
 
     # Password hashing runs in this many threads, so logins cannot starve the event loop.
     password_hash_workers: int = Field(default=2, ge=1, le=64)
+
+    @field_validator(
+        "key_encryption_key",
+        "key_encryption_key_file",
+        "key_encryption_key_previous",
+        "key_encryption_key_previous_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ``AUTH_KEY_ENCRYPTION_KEY=`` (an empty Compose default, say) means "not set".
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

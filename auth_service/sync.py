@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from .errors import ConfigurationError
+from .key_encryption import KeyRing
 from .keys import KEYS_CHANNEL, KeySet, load_key_set
 from .sessions import REVOCATIONS_CHANNEL, RevocationList, load_revocations
 
@@ -36,6 +38,7 @@ class StateSync:
         pool: asyncpg.Pool,
         revocations: RevocationList,
         keys: KeySet,
+        ring: KeyRing,
         on_keys: Callable[[KeySet], None],
         interval: float,
     ) -> None:
@@ -43,6 +46,8 @@ class StateSync:
         self._pool = pool
         self._revocations = revocations
         self._fingerprint = keys.fingerprint
+        self._ring = ring
+        self._unreadable: str | None = None  # the last key-set error logged
         self._on_keys = on_keys
         self._interval = interval
         self._since: datetime | None = None
@@ -125,9 +130,15 @@ class StateSync:
             newest = await load_revocations(conn, self._revocations, since)
             if newest is not None and (self._since is None or newest > self._since):
                 self._since = newest
-            keys = await load_key_set(conn)
+            try:
+                keys: KeySet | None = await load_key_set(conn, self._ring)
+            except ConfigurationError as e:  # a key sealed with a KEK we lack, say
+                keys = None
+                if str(e) != self._unreadable:  # once, not every interval
+                    self._unreadable = str(e)
+                    log.error("new signing keys cannot be read; the keys in memory stay: %s", e)
         self._revocations.prune()
-        if keys.fingerprint != self._fingerprint:
+        if keys is not None and keys.fingerprint != self._fingerprint:
             self._fingerprint = keys.fingerprint
             self._on_keys(keys)
             log.info("signing keys changed", extra={"signing_kid": keys.signing.kid})

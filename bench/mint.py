@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from auth_service import keys, users
 from auth_service.app import token_parameters
 from auth_service.db import open_database
+from auth_service.key_encryption import load_key_ring
 from auth_service.keys import KeySet
 from auth_service.settings import Settings
 from auth_service.tokens import REQUIRED_CLAIMS, issue_access_token, verify_access_token
@@ -50,7 +51,7 @@ MARGIN = 1.1
 
 async def _load(settings: Settings, username: str) -> tuple[KeySet, User]:
     async with open_database(settings, migrate=False) as pool, pool.acquire() as conn:
-        key_set = await keys.load_key_set(conn)
+        key_set = await keys.load_key_set(conn, load_key_ring(settings))
         user = await users.find_user(conn, username)
     if user is None:
         raise SystemExit(f"bench.mint: no user {username!r}")

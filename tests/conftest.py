@@ -34,6 +34,9 @@ from auth_service.users import add_user
 
 TEMPLATE_DB = "auth_test_template"
 PASSWORD = "correct horse battery staple"
+# The key-encryption key of every test service (made for the tests, like the passwords):
+# with an external database the service refuses to start without one.
+TEST_KEK = "dGVzdC1vbmx5IGtleS1lbmNyeXB0aW9uLWtleSAzMiE"
 
 
 def with_database(url: str, name: str) -> str:
@@ -113,6 +116,7 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "database_url": database_url,
             "public_url": "http://auth.test",
             "log_level": "DEBUG",
+            "key_encryption_key": TEST_KEK,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
@@ -202,8 +206,10 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a CLI or server subprocess: ours without AUTH_*, plus ``extra``."""
+    """The environment for a CLI or server subprocess: ours without AUTH_*, plus the test
+    key-encryption key and ``extra`` (``AUTH_KEY_ENCRYPTION_KEY=""`` leaves it unset)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
+    env["AUTH_KEY_ENCRYPTION_KEY"] = TEST_KEK
     env.update(extra)
     return env
 

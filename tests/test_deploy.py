@@ -23,6 +23,8 @@ import pytest
 import yaml
 
 from auth_service.cache import IDENTITY_HEADERS as _IDENTITY
+from auth_service.errors import ConfigurationError
+from auth_service.key_encryption import parse_key_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -453,6 +455,10 @@ def test_deployment_configuration() -> None:
     ref = env["AUTH_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == secret["metadata"]["name"] == "auth-service-database"
     assert ref["key"] == "url" and "url" in secret["stringData"]
+    # The key-encryption key too: with an external database the service needs one.
+    ref = env["AUTH_KEY_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"]
+    assert ref["key"] in secret["stringData"]
     # The other settings come from the ConfigMap (tests/test_deploy_kubernetes.py).
     (source,) = container(deployment)["envFrom"]
     settings = resource("ConfigMap", source["configMapRef"]["name"])["data"]
@@ -470,6 +476,18 @@ def test_secret_template_holds_no_credential() -> None:
     assert url.scheme == "postgresql"
     assert url.password == "CHANGE-ME"
     assert url.hostname and url.hostname.endswith(".example.internal")
+    # A placeholder the service refuses, so that a copy applied unchanged cannot start.
+    with pytest.raises(ConfigurationError):
+        parse_key_text(secret["stringData"]["key-encryption-key"], "AUTH_KEY_ENCRYPTION_KEY")
+
+
+def test_compose_gives_auth_service_a_key_encryption_key(compose: Doc) -> None:
+    """Compose uses an external PostgreSQL: without a KEK auth-service would not start. The
+    development default is a valid key, and the shell's AUTH_KEY_ENCRYPTION_KEY wins."""
+    raw = str(compose["services"]["auth-service"]["environment"]["AUTH_KEY_ENCRYPTION_KEY"])
+    assert raw.startswith("${AUTH_KEY_ENCRYPTION_KEY:-")
+    parse_key_text(interpolate(raw), "AUTH_KEY_ENCRYPTION_KEY")
+    assert interpolate(raw, {"AUTH_KEY_ENCRYPTION_KEY": "from-the-shell"}) == "from-the-shell"
 
 
 def test_selectors_match_the_pods() -> None:

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from auth_service.app import create_app
 from auth_service.settings import Settings
 
-from .conftest import PASSWORD, create_user
+from .conftest import PASSWORD, TEST_KEK, create_user
 from .readme import ROOT, section
 
 K8S = ROOT / "deploy" / "kubernetes"
@@ -147,7 +147,13 @@ async def test_a_browser_logs_in_with_the_pods_settings(
     """The whole login, with the rendered settings, from Traefik's pod address: the redirect
     names the login host, the form post is accepted, and the session reaches the app host."""
     await create_user(database_url, "alice", groups=("staff",))
-    settings = pod_settings.model_copy(update={"database_url": SecretStr(database_url)})
+    # The Secret's two values are placeholders: the test database and the tests' KEK instead.
+    settings = pod_settings.model_copy(
+        update={
+            "database_url": SecretStr(database_url),
+            "key_encryption_key": SecretStr(TEST_KEK),
+        }
+    )
     traefik_pod = str(next(settings.trusted_proxies[0].hosts()))
     app_host = route_host(load_all("ingressroute.example.yaml")[0])
     # Where browsers find the login page: the login IngressRoute, over TLS.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,11 @@ from .conftest import PASSWORD, run_cli
 
 def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: Any) -> None:
     data = str(tmp_path / "data")
-    served = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json")
+    # No key-encryption key configured: the embedded database's own, made on first start.
+    served = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json", AUTH_KEY_ENCRYPTION_KEY="")
+    kek = Path(data) / "key-encryption-key"
+    assert stat.S_IMODE(kek.stat().st_mode) == 0o600
+    kek_text = kek.read_text()
     hints = [line for line in served.log_text().splitlines() if "auth-service user add" in line]
     assert len(hints) == 1, served.log_text()
 
@@ -28,6 +33,7 @@ def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: 
         "ops",
         stdin=PASSWORD + "\n",
         AUTH_DATA_DIR=data,
+        AUTH_KEY_ENCRYPTION_KEY="",
     )
     assert added.returncode == 0, added.stderr
 
@@ -42,7 +48,8 @@ def test_embedded_database_serves_and_survives_a_restart(tmp_path: Path, serve: 
     assert served.process.returncode in (0, -signal.SIGTERM)
     assert not (Path(data) / "pgdata" / "postmaster.pid").exists()
 
-    again = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json")
+    again = serve(AUTH_DATA_DIR=data, AUTH_LOG_FORMAT="json", AUTH_KEY_ENCRYPTION_KEY="")
+    assert kek.read_text() == kek_text  # the same key, which opens the sealed signing key
     assert "auth-service user add" not in again.log_text()  # users exist now
     assert httpx.get(again.url + "/.well-known/jwks.json").json() == jwks
     response = httpx.get(

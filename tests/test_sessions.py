@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from auth_service.app import AuthServiceApp
+from auth_service.key_encryption import load_key_ring
 from auth_service.keys import rotate_signing_key
 from auth_service.sessions import RevocationList
 
@@ -198,7 +199,9 @@ async def test_key_rotation_reaches_the_running_service(
     old_kid = app.runtime.keys.signing.kid
     conn = await asyncpg.connect(database_url)
     try:
-        new_kid = await rotate_signing_key(conn, verify_for_seconds=3600)
+        new_kid = await rotate_signing_key(
+            conn, load_key_ring(app.settings), verify_for_seconds=3600
+        )
     finally:
         await conn.close()
     deadline = time.monotonic() + 10
