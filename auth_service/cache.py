@@ -17,8 +17,9 @@ IDENTITY_HEADERS: tuple[bytes, ...] = (
     b"x-auth-user-id",
     b"x-auth-groups",
     b"x-auth-scopes",
+    b"x-auth-issuer",  # empty for our own tokens: upstreams key on issuer + user id
 )
-USER_HEADER, USER_ID_HEADER, GROUPS_HEADER, SCOPES_HEADER = IDENTITY_HEADERS
+USER_HEADER, USER_ID_HEADER, GROUPS_HEADER, SCOPES_HEADER, ISSUER_HEADER = IDENTITY_HEADERS
 
 
 class CachedUser:
@@ -26,7 +27,15 @@ class CachedUser:
     values, encoded once. A user's tokens share one (a user holds several live tokens: one
     per login and per refresh)."""
 
-    __slots__ = ("groups", "groups_value", "name_value", "scopes", "scopes_value", "user_id_value")
+    __slots__ = (
+        "groups",
+        "groups_value",
+        "issuer_value",
+        "name_value",
+        "scopes",
+        "scopes_value",
+        "user_id_value",
+    )
 
     def __init__(self, identity: Identity) -> None:
         self.groups = identity.groups
@@ -35,6 +44,7 @@ class CachedUser:
         self.user_id_value = identity.user_id.encode()
         self.groups_value = ",".join(identity.groups).encode()
         self.scopes_value = " ".join(identity.scopes).encode()
+        self.issuer_value = identity.issuer.encode()
 
     @property
     def username(self) -> str:
@@ -46,6 +56,7 @@ class CachedUser:
             self.groups == identity.groups
             and self.scopes == identity.scopes
             and self.name_value == identity.username.encode()
+            and self.issuer_value == identity.issuer.encode()
         )
 
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -56,6 +67,7 @@ class CachedUser:
             (USER_ID_HEADER, self.user_id_value),
             (GROUPS_HEADER, self.groups_value),
             (SCOPES_HEADER, self.scopes_value),
+            (ISSUER_HEADER, self.issuer_value),
         ]
 
 
@@ -141,14 +153,17 @@ class TokenCache:
     def _user(self, identity: Identity) -> CachedUser:
         """The user's shared entry when it says the same; the user's first token (or a
         changed one) makes a new one."""
-        user_id = identity.user_id.encode()
-        user = self._users.get(user_id)
+        # Two issuers may use one subject id for two people: the key names the issuer too.
+        key = identity.user_id.encode()
+        if identity.issuer:
+            key = identity.issuer.encode() + b" " + key
+        user = self._users.get(key)
         if user is not None and user.same_as(identity):
             return user
         user = CachedUser(identity)
         if len(self._users) >= self.max_entries:
             self._users.clear()  # users whose tokens are gone; sharing starts over
-        self._users[user.user_id_value] = user
+        self._users[key] = user
         return user
 
     def clear(self) -> None:

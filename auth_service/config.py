@@ -7,6 +7,7 @@ Read with the standard library's ``tomllib`` and validated with pydantic; any pr
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -35,15 +36,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class IssuerConfig(_Strict):
-    """A trusted external OpenID issuer whose access tokens we accept."""
+# What an issuer's settings may put into X-Auth-User and X-Auth-Groups: our own users' and
+# groups' character sets (users.py), so that a prefix or a mapped name is safe in a header.
+_PREFIX = r"^[A-Za-z0-9._@+:/-]{0,64}$"
+_GROUP = r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}$"
 
-    issuer: str = Field(pattern=r"^https?://\S+$")
+
+class IssuerConfig(_Strict):
+    """A trusted external OpenID issuer whose access tokens we accept.
+
+    Its users are not ours: validate names the issuer in ``X-Auth-Issuer``, and
+    ``username_prefix``, ``groups_allowed`` and ``groups_map`` keep its names from passing
+    for local ones (an issuer's ``alice`` in ``admins`` is not our alice, nor in our admins).
+    """
+
+    issuer: str = Field(pattern=r"^https?://[\x21-\x7e]+$")  # also sent in X-Auth-Issuer
     audience: str = Field(min_length=1)
     jwks_uri: str | None = Field(default=None, pattern=r"^https?://\S+$")
     username_claim: str = "sub"
     groups_claim: str = "groups"
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+    # Put before the username claim in X-Auth-User (e.g. "corp:"); empty: the claim as is.
+    username_prefix: str = Field(default="", pattern=_PREFIX)
+    # When either is set, only the groups listed here (as they are) or mapped (renamed to
+    # the value) pass; every other group of the issuer's tokens is dropped.
+    groups_allowed: tuple[str, ...] = ()
+    groups_map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("groups_map")
+    @classmethod
+    def _mapped_to_group_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(v for v in value.values() if not re.fullmatch(_GROUP, v))
+        if bad:
+            raise ValueError(
+                f"not a group name: {', '.join(map(repr, bad))} (letters, digits and ._:@/+-)"
+            )
+        return value
+
+    def local_groups(self, groups: list[str]) -> tuple[str, ...]:
+        """The issuer's groups as rules and upstreams see them, in order, without repeats."""
+        if not self.groups_allowed and not self.groups_map:
+            return tuple(dict.fromkeys(groups))
+        allowed = set(self.groups_allowed)
+        kept = (self.groups_map.get(g, g if g in allowed else None) for g in groups)
+        return tuple(dict.fromkeys(g for g in kept if g is not None))
 
     @field_validator("algorithms")
     @classmethod

@@ -8,6 +8,11 @@ working; the failure is logged at WARNING once per cool-down and counted.
 
 A token is matched to its issuer by ``iss`` before any key is chosen; the key must come from
 that issuer's JWKS and the algorithm from its allow-list and the key's type.
+
+An issuer's users are not ours: the identity names its issuer (``X-Auth-Issuer``), and the
+issuer's settings may prefix its usernames and keep or rename only some of its groups
+(``config.IssuerConfig``). Names with surrounding whitespace or control characters are
+refused, so that ``alice `` cannot pass for ``alice``.
 """
 
 from __future__ import annotations
@@ -215,14 +220,21 @@ class IssuerRegistry:
 
 
 def _header_safe(value: str, *, allow_comma: bool = True) -> bool:
-    """Printable, single-line text: it ends up in X-Auth-* headers."""
-    return bool(value) and value.isprintable() and (allow_comma or "," not in value)
+    """Printable, single-line text without surrounding whitespace: it ends up in X-Auth-*
+    headers, and ``alice `` must not look like ``alice``."""
+    return (
+        bool(value)
+        and value.isprintable()
+        and value == value.strip()
+        and (allow_comma or "," not in value)
+    )
 
 
 def _identity(claims: dict[str, Any], config: IssuerConfig) -> Identity:
     username = claims.get(config.username_claim)
     if not isinstance(username, str) or not _header_safe(username):
         raise MissingClaim(config.username_claim)
+    username = config.username_prefix + username
     sub = claims["sub"]
     if not isinstance(sub, str) or not _header_safe(sub):
         raise MissingClaim("sub")
@@ -245,8 +257,9 @@ def _identity(claims: dict[str, Any], config: IssuerConfig) -> Identity:
     return Identity(
         user_id=sub,
         username=username,
-        groups=tuple(groups),
+        groups=config.local_groups(groups),
         scopes=tuple(scopes),
         token_id=str(claims.get("jti", "")),
         expires_at=float(exp),
+        issuer=config.issuer,
     )

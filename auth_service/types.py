@@ -28,6 +28,7 @@ class Identity:
     expires_at: float  # Unix time
     session_id: str | None = None  # the "sid" claim: the login this token belongs to
     cookie_only: bool = False  # a session-cookie token: never accepted as a Bearer token
+    issuer: str = ""  # an external issuer's "iss"; empty for our own tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,14 @@ from .conftest import run_cli
             '[[issuers]]\nissuer = "https://i"\naudience = "a"\nalgorithms = ["none"]\n',
             ["issuers[0].algorithms", "none"],
         ),
+        (
+            '[[issuers]]\nissuer = "https://i"\naudience = "a"\ngroups_map = {x = "a b"}\n',
+            ["issuers[0].groups_map", "not a group name"],
+        ),
+        (
+            '[[issuers]]\nissuer = "https://i"\naudience = "a"\nusername_prefix = "a b:"\n',
+            ["issuers[0].username_prefix"],
+        ),
         ("[[rules]\n", ["not valid TOML"]),
     ],
 )

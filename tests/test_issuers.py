@@ -19,7 +19,7 @@ from auth_service.app import AuthServiceApp, create_app
 from auth_service.issuers import usable_keys
 from auth_service.settings import Settings
 
-from .conftest import Served
+from .conftest import Served, create_user, login
 from .idp import StandInProvider, ec_key
 
 VALIDATE = "/api/v1/auth/validate"
@@ -72,6 +72,7 @@ async def test_an_external_token_is_accepted_with_identity_from_the_configured_c
     assert response.headers["x-auth-user-id"] == "user-123"
     assert response.headers["x-auth-groups"] == "engineering,oncall"
     assert response.headers["x-auth-scopes"] == "orders:read orders:write"
+    assert response.headers["x-auth-issuer"] == provider.issuer
 
 
 @pytest.mark.parametrize(
@@ -84,6 +85,14 @@ async def test_an_external_token_is_accepted_with_identity_from_the_configured_c
         ({"preferred_username": None}, "invalid_token"),
         ({"groups": "a,b"}, "invalid_token"),
         ({"preferred_username": "carol\r\nX-Auth-User: admin"}, "invalid_token"),
+        ({"preferred_username": "alice "}, "invalid_token"),
+        ({"preferred_username": "\talice"}, "invalid_token"),
+        ({"preferred_username": "alice\u00a0"}, "invalid_token"),
+        ({"preferred_username": "al\x7fice"}, "invalid_token"),
+        ({"groups": ["admins "]}, "invalid_token"),
+        ({"groups": [" admins"]}, "invalid_token"),
+        ({"groups": ["adm\x00ins"]}, "invalid_token"),
+        ({"sub": " user-123"}, "invalid_token"),
         ({"algorithm": "RS512"}, "invalid_token"),
     ],
 )
@@ -96,6 +105,62 @@ async def test_bad_external_tokens_are_refused(
     response = await check(client, token)
     assert response.status_code == 401
     assert response.json()["error"] == error
+
+
+NAMESPACED = """
+username_prefix = "corp:"
+groups_allowed = ["engineering"]
+groups_map = { "idp-admins" = "ops" }
+
+[[rules]]
+id = "admin-only"
+path = "/admin/**"
+groups = ["admins"]
+"""
+
+
+@pytest.fixture
+async def namespaced(
+    make_settings: Callable[..., Settings], provider: StandInProvider, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A service whose issuer has a username prefix, a group allow-list and mapping; and a
+    rule for our own admins."""
+    config = write_config(tmp_path / "auth.toml", provider, NAMESPACED)
+    application = create_app(make_settings(config=config), configure_logs=False)
+    async with LifespanManager(application, startup_timeout=30):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as c:
+            yield c
+
+
+async def test_an_issuers_names_are_kept_apart_from_ours(
+    namespaced: httpx.AsyncClient, provider: StandInProvider, database_url: str
+) -> None:
+    # The issuer's alice, in its groups admins, engineering and idp-admins.
+    token = provider.token(
+        preferred_username="alice",
+        groups=["admins", "engineering", "idp-admins", "engineering"],
+    )
+    response = await check(namespaced, token)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-auth-user"] == "corp:alice"
+    assert response.headers["x-auth-groups"] == "engineering,ops"  # admins dropped
+    assert response.headers["x-auth-issuer"] == provider.issuer
+    # Our admins' rule does not admit the issuer's "admins"...
+    forwarded = {"X-Forwarded-Uri": "/admin/panel", "X-Forwarded-Host": "app.example.com"}
+    denied = await namespaced.get(
+        VALIDATE, headers={**forwarded, "Authorization": f"Bearer {token}"}
+    )
+    assert denied.status_code == 403 and denied.json()["rule"] == "admin-only"
+    # ...but does admit our own alice in admins, whose issuer header is empty.
+    await create_user(database_url, "alice", groups=("admins",))
+    ours = await login(namespaced, "alice")
+    allowed = await namespaced.get(
+        VALIDATE, headers={**forwarded, "Authorization": f"Bearer {ours}"}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["x-auth-user"] == "alice"
+    assert allowed.headers["x-auth-issuer"] == ""
 
 
 async def test_a_token_signed_by_another_key_claiming_the_issuer_is_refused(

@@ -288,6 +288,13 @@ allow = "deny"
 _STARTERS = {"traefik": _start_traefik, "nginx": _start_nginx, "caddy": _start_caddy}
 
 
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    """Settings for the stack's auth-service that replace or add to the usual ones (another
+    ``AUTH_CONFIG``, say): a test module overrides this fixture to get them."""
+    return {}
+
+
 def wait_for_routes(stack: Stack) -> None:
     """Traefik loads its file provider in the background: wait until the routes exist."""
     deadline = time.monotonic() + 20
@@ -307,20 +314,22 @@ def stack(
     database_url: str,
     serve: Callable[..., Served],
     echo_port: int,
+    stack_env: dict[str, str],
 ) -> Iterator[Stack]:
     """auth-service behind a real proxy, on the shipped configuration."""
     port = free_port()
     rules = tmp_path / "rules.toml"
     rules.write_text(E2E_RULES)
-    auth = serve(
-        AUTH_CONFIG=str(rules),
-        AUTH_DATABASE_URL=database_url,
-        AUTH_PUBLIC_URL=f"http://auth.{DEMO_DOMAIN}:{port}",
-        AUTH_COOKIE_SECURE="false",
-        AUTH_COOKIE_DOMAIN=DEMO_DOMAIN,
-        AUTH_ALLOWED_REDIRECT_DOMAINS="." + DEMO_DOMAIN,
-        AUTH_LOG_LEVEL="DEBUG",
-    )
+    settings = {
+        "AUTH_CONFIG": str(rules),
+        "AUTH_DATABASE_URL": database_url,
+        "AUTH_PUBLIC_URL": f"http://auth.{DEMO_DOMAIN}:{port}",
+        "AUTH_COOKIE_SECURE": "false",
+        "AUTH_COOKIE_DOMAIN": DEMO_DOMAIN,
+        "AUTH_ALLOWED_REDIRECT_DOMAINS": "." + DEMO_DOMAIN,
+        "AUTH_LOG_LEVEL": "DEBUG",
+    }
+    auth = serve(**{**settings, **stack_env})
     proxy = _STARTERS[request.param](tmp_path, port, auth.port, echo_port)
     try:
         stack = Stack(request.param, port, auth)
