@@ -62,6 +62,9 @@ class IssuerConfig(_Strict):
     # the value) pass; every other group of the issuer's tokens is dropped.
     groups_allowed: tuple[str, ...] = ()
     groups_map: dict[str, str] = Field(default_factory=dict)
+    # RFC 9068: refuse tokens whose typ is not at+jwt (ID tokens say JWT, or nothing), for
+    # issuers that mark their access tokens.
+    require_access_token_type: bool = False
 
     @field_validator("groups_map")
     @classmethod

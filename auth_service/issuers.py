@@ -42,7 +42,8 @@ _ALGORITHMS_BY_KEY = {
     "EC:P-521": {"ES512"},
     "OKP:Ed25519": {"EdDSA"},
 }
-_ACCEPTED_TYP = {"jwt", "at+jwt", "application/at+jwt"}
+_ACCESS_TOKEN_TYP = {"at+jwt", "application/at+jwt"}  # RFC 9068
+_ACCEPTED_TYP = {"jwt", *_ACCESS_TOKEN_TYP}
 _MAX_JWKS_BYTES = 512 * 1024
 
 
@@ -192,7 +193,10 @@ class IssuerRegistry:
         """The identity in a token of the configured issuer ``iss``; ``CredentialError`` else."""
         issuer = self.issuers[iss]
         typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP):
+        accepted = _ACCESS_TOKEN_TYP if issuer.config.require_access_token_type else _ACCEPTED_TYP
+        if typ is None and issuer.config.require_access_token_type:
+            raise InvalidToken("the token is not an access token (no typ)")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in accepted):
             raise InvalidToken("the token is not an access token (typ)")
         if "crit" in header:
             raise InvalidToken("the token header has parameters we do not accept")

@@ -76,8 +76,16 @@ class StandInProvider:
         return {"keys": keys + self.extra_jwks}
 
     def token(
-        self, *, kid: str | None = None, key: Any = None, algorithm: str = "RS256", **claims: Any
+        self,
+        *,
+        kid: str | None = None,
+        key: Any = None,
+        algorithm: str = "RS256",
+        typ: str | None = "JWT",
+        **claims: Any,
     ) -> str:
+        """A signed token; ``typ=None`` leaves ``typ`` out of the header, a claim given as
+        None leaves that claim out."""
         now = int(time.time())
         payload = {
             "iss": self.issuer,
@@ -96,7 +104,7 @@ class StandInProvider:
             payload,
             key or self.keys.get(kid) or self.keys[self.current_kid],
             algorithm=algorithm,
-            headers={"kid": kid, "typ": "JWT"},
+            headers={"kid": kid, "typ": typ},
         )
 
 

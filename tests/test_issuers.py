@@ -111,6 +111,7 @@ NAMESPACED = """
 username_prefix = "corp:"
 groups_allowed = ["engineering"]
 groups_map = { "idp-admins" = "ops" }
+require_access_token_type = true
 
 [[rules]]
 id = "admin-only"
@@ -123,8 +124,8 @@ groups = ["admins"]
 async def namespaced(
     make_settings: Callable[..., Settings], provider: StandInProvider, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A service whose issuer has a username prefix, a group allow-list and mapping; and a
-    rule for our own admins."""
+    """A service whose issuer has a username prefix, a group allow-list and mapping, and
+    requires typ at+jwt; and a rule for our own admins."""
     config = write_config(tmp_path / "auth.toml", provider, NAMESPACED)
     application = create_app(make_settings(config=config), configure_logs=False)
     async with LifespanManager(application, startup_timeout=30):
@@ -138,6 +139,7 @@ async def test_an_issuers_names_are_kept_apart_from_ours(
 ) -> None:
     # The issuer's alice, in its groups admins, engineering and idp-admins.
     token = provider.token(
+        typ="at+jwt",
         preferred_username="alice",
         groups=["admins", "engineering", "idp-admins", "engineering"],
     )
@@ -161,6 +163,27 @@ async def test_an_issuers_names_are_kept_apart_from_ours(
     assert allowed.status_code == 200
     assert allowed.headers["x-auth-user"] == "alice"
     assert allowed.headers["x-auth-issuer"] == ""
+
+
+@pytest.mark.parametrize(
+    ("typ", "status"),
+    [("at+jwt", 200), ("application/at+jwt", 200), ("AT+JWT", 200), ("JWT", 401), (None, 401)],
+)
+async def test_an_issuer_that_marks_its_access_tokens_gets_no_id_token_through(
+    namespaced: httpx.AsyncClient, provider: StandInProvider, typ: str | None, status: int
+) -> None:
+    response = await check(namespaced, provider.token(typ=typ))
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert response.json()["error"] == "invalid_token"
+
+
+async def test_id_tokens_pass_where_the_issuer_does_not_mark_access_tokens(
+    client: httpx.AsyncClient, provider: StandInProvider
+) -> None:
+    # The default (require_access_token_type = false): Keycloak and others say typ JWT.
+    for typ in ("JWT", None, "at+jwt"):
+        assert (await check(client, provider.token(typ=typ))).status_code == 200
 
 
 async def test_a_token_signed_by_another_key_claiming_the_issuer_is_refused(
