@@ -23,24 +23,46 @@ class TrustedProxies:
 
     def __init__(self, networks: Iterable[IPNetwork]) -> None:
         self.networks = tuple(networks)
-        self._memo: dict[str, bool] = {}
+        self._memo: dict[str, tuple[str | None, bool]] = {}
 
-    def __contains__(self, host: object) -> bool:
-        if not isinstance(host, str):
-            return False
+    def _lookup(self, host: str) -> tuple[str | None, bool]:
+        """(the address in canonical form or None when ``host`` is not one, trusted?)."""
         known = self._memo.get(host)
         if known is not None:
             return known
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            trusted = False  # a Unix socket path or a name: not an address we can vouch for
-        else:
-            trusted = any(address in network for network in self.networks)
+        address = _parse_address(host)
+        trusted = address is not None and any(address in network for network in self.networks)
+        known = (str(address) if address is not None else None, trusted)
         if len(self._memo) >= self._MEMO_LIMIT:
             self._memo.clear()
-        self._memo[host] = trusted
-        return trusted
+        self._memo[host] = known
+        return known
+
+    def __contains__(self, host: object) -> bool:
+        # A Unix socket path or a name is not an address we can vouch for.
+        return isinstance(host, str) and self._lookup(host)[1]
+
+    def canonical(self, host: str) -> str | None:
+        """``host`` as one spelling of an IP address (``::ffff:192.0.2.1`` is ``192.0.2.1``,
+        a port is dropped), or None when it is not an address."""
+        return self._lookup(host)[0]
+
+
+def _parse_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address, also as some proxies write it in X-Forwarded-For: with a port
+    (``192.0.2.1:5000``, ``[2001:db8::1]:5000``) or in brackets."""
+    text = host.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def choose_request_id(client: object, supplied: bytes | None, trusted: TrustedProxies) -> str:
@@ -184,9 +206,10 @@ def read_forwarded(
 
     Headers from any other peer are ignored. Only these exact names count: look-alikes such
     as ``X_Forwarded_Uri`` or dotted forms are different headers and never read. The first
-    value of a repeated header wins. Raises ``UnsafePath`` for a request that must be
-    refused: a URI over ``max_uri_length`` (``ForwardedUriTooLong``, before anything reads
-    it), a path that is not canonical, a malformed host.
+    value of a repeated header wins, except for ``X-Forwarded-For``, a list whose lines are
+    joined. Raises ``UnsafePath`` for a request that must be refused: a URI over
+    ``max_uri_length`` (``ForwardedUriTooLong``, before anything reads it), a path that is
+    not canonical, a malformed host.
     """
     peer = client[0] if isinstance(client, list | tuple) and client else None
     found: dict[str, str] = {}
@@ -194,9 +217,13 @@ def read_forwarded(
     if headers and peer in trusted:
         for name, value in headers:
             field = _FORWARDED_HEADERS.get(name)
-            if field is not None and field not in found:
+            if field is None:
+                continue
+            if field not in found:
                 found[field] = value.decode("latin-1").strip()
                 nginx = nginx or name == b"x-original-uri"
+            elif field == "for":  # a list: every line counts, in order
+                found[field] += "," + value.decode("latin-1")
     if not found:  # a direct request, or one from a peer we do not trust
         return ForwardedRequest("GET", "http", "", "/", "/", peer, from_proxy=False)
     method = found.get("method", "GET").upper()
@@ -222,18 +249,33 @@ def read_forwarded(
         host=host.lower(),
         uri=uri,
         path=canonical_path(uri),
-        client_ip=_client_ip(found.get("for"), peer, trusted),
+        client_ip=client_address(peer, found.get("for"), trusted),
         from_proxy=True,
         nginx=nginx,
     )
 
 
-def _client_ip(forwarded_for: str | None, peer: str | None, trusted: TrustedProxies) -> str | None:
-    """The nearest address in ``X-Forwarded-For`` that is not one of our trusted proxies."""
-    if not forwarded_for:
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: TrustedProxies
+) -> str | None:
+    """The address of the client, as far as we can vouch for it.
+
+    From any peer but a trusted proxy: the peer itself, whatever ``X-Forwarded-For`` says.
+    From a trusted proxy: walking ``X-Forwarded-For`` from the right, the first hop that is
+    not a trusted proxy. Each trusted hop vouches for the hop it wrote to its left; the
+    first untrusted one is the client, and what it sent further left (a forged list, say) is
+    never read. A hop that is not an address ends the walk at the trusted hop that wrote it.
+    With every hop trusted, the leftmost one. Repeated headers must be joined with commas,
+    in order, before the call (HAProxy adds a header line rather than extending one).
+    """
+    if not forwarded_for or peer not in trusted:
         return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if hop not in trusted:
-            return hop
-    return hops[0] if hops else peer
+    nearest = trusted.canonical(peer) if peer else peer
+    for hop in reversed(forwarded_for.split(",")):
+        address = trusted.canonical(hop)
+        if address is None:
+            return nearest
+        if address not in trusted:
+            return address
+        nearest = address
+    return nearest

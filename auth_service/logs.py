@@ -1,7 +1,8 @@
 """Logging: JSON lines (python-json-logger) or text, a request id on every line, redaction.
 
-The request id lives in a context variable set by the HTTP layer; a filter copies it onto
-every record, so each line of one request carries the same id. A second filter masks
+The request id and the client's address live in context variables set by the HTTP layer; a
+filter copies them onto every record, so each line of one request carries the same id and
+(in JSON) the address of the client behind the proxy, never the proxy's own. A second filter masks
 anything shaped like a JWT or a password field, as a safety net: the code never logs them.
 """
 
@@ -17,6 +18,9 @@ from contextvars import ContextVar
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The client's address (``forwarded.client_address``), set once per request by the HTTP layer
+# for every route but validate, whose lines name their ``client_ip`` themselves.
+client_ip_var: ContextVar[str | None] = ContextVar("client_ip", default=None)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -70,11 +74,16 @@ def redact(text: str) -> str:
 
 
 class _ContextFilter(logging.Filter):
-    """Adds ``request_id`` to every record and redacts the rendered message."""
+    """Adds ``request_id`` (and ``client_ip`` within a request) to every record and redacts
+    the rendered message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if not hasattr(record, "client_ip"):
+            client_ip = client_ip_var.get()
+            if client_ip is not None:
+                record.client_ip = client_ip
         record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
         if record.args:
             record.msg = record.getMessage()

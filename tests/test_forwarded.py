@@ -14,6 +14,7 @@ from auth_service.forwarded import (
     TrustedProxies,
     UnsafePath,
     canonical_path,
+    client_address,
     read_forwarded,
 )
 from auth_service.settings import DEFAULT_TRUSTED_PROXIES
@@ -155,3 +156,44 @@ def test_a_forwarded_uri_over_the_cap_is_refused_before_it_is_read() -> None:
     assert refused.value.status == 414
     at_the_cap = [(b"x-forwarded-uri", b"/" + b"a" * 8191)]
     assert read_forwarded(at_the_cap, PROXY, TRUSTED, max_uri_length=8192).path == "/" + "a" * 8191
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "expected"),
+    [
+        # From a trusted proxy: the nearest hop that is not one of our proxies.
+        ("10.0.0.2", "203.0.113.9", "203.0.113.9"),
+        ("10.0.0.2", "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # forged hops are left
+        ("10.0.0.2", "198.51.100.1, 203.0.113.9, 10.0.0.7", "203.0.113.9"),  # a proxy chain
+        ("10.0.0.2", "10.0.0.8, 10.0.0.7", "10.0.0.8"),  # every hop ours: the first
+        ("10.0.0.2", "", "10.0.0.2"),
+        # A hop that is not an address stops the walk at the proxy that wrote it.
+        ("10.0.0.2", "203.0.113.9, unknown", "10.0.0.2"),
+        ("10.0.0.2", "203.0.113.9, not-an-ip, 10.0.0.7", "10.0.0.7"),
+        ("10.0.0.2", "203.0.113.9,", "10.0.0.2"),
+        # Spellings some proxies use, read as the one address they name.
+        ("10.0.0.2", "203.0.113.9:5123", "203.0.113.9"),
+        ("10.0.0.2", "[2001:db8::1]:443", "2001:db8::1"),
+        ("10.0.0.2", "2001:DB8:0::1", "2001:db8::1"),
+        ("10.0.0.2", "::ffff:203.0.113.9", "203.0.113.9"),
+        # From anyone else: the peer, whatever it claims.
+        ("203.0.113.7", "10.0.0.8", "203.0.113.7"),
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),
+        (None, "198.51.100.1", None),
+    ],
+)
+def test_the_client_address_is_the_nearest_hop_we_do_not_trust(
+    peer: str | None, forwarded_for: str, expected: str | None
+) -> None:
+    assert client_address(peer, forwarded_for, TRUSTED) == expected
+
+
+def test_repeated_forwarded_for_lines_are_one_list() -> None:
+    """HAProxy adds an X-Forwarded-For line rather than extending the client's: the last
+    line is the proxy's, and a forged first line must not win."""
+    request = read_forwarded(
+        [(b"x-forwarded-for", b"198.51.100.1"), (b"x-forwarded-for", b"203.0.113.9")],
+        PROXY,
+        TRUSTED,
+    )
+    assert request.client_ip == "203.0.113.9"

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import audit, throttle, users
 from ..errors import ErrorCode, LoginThrottled
-from ..logs import request_id_var
+from ..logs import client_ip_var, request_id_var
 from ..metrics import LOGIN_ATTEMPTS
 from ..sessions import start_session
 from ..types import User
@@ -49,7 +49,7 @@ async def verify_login(request: Request, username: str, password: str) -> User |
     work, time and answer as a wrong password, so names cannot be probed.
     """
     runtime = request.app.state.runtime
-    client = request.client.host if request.client else None
+    client = client_ip_var.get()  # the client behind the proxy, not the proxy
     # A name no user can have (control characters, ...) is never looked up or stored: it
     # fails like an unknown name, counted against the client address only.
     valid_name = users.is_valid_username(username)

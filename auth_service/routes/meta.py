@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import db
+from ..logs import client_ip_var, request_id_var
 from ..metrics import render
 from ..openapi import openapi_document
 
@@ -26,14 +27,22 @@ async def openapi(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition, to the addresses of AUTH_METRICS_ALLOW when it is set."""
+    """Prometheus exposition, to the addresses of AUTH_METRICS_ALLOW when it is set.
+
+    The address is the client's (behind a proxy, not the proxy's): allowing a proxy's address
+    must not open the metrics to everyone who reaches that proxy.
+    """
     runtime = request.app.state.runtime
     if runtime.metrics_allow is not None:
-        client = request.client.host if request.client else None
-        if client not in runtime.metrics_allow:
+        if client_ip_var.get() not in runtime.metrics_allow:
             return JSONResponse(
-                {"error": "forbidden", "error_description": "metrics are not served to you"},
+                {
+                    "error": "forbidden",
+                    "error_description": "metrics are not served to you",
+                    "request_id": request_id_var.get(),
+                },
                 status_code=403,
+                headers={"cache-control": "no-store"},
             )
     body, content_type = render()
     return Response(body, media_type=content_type)

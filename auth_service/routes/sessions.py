@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import audit, users
 from ..errors import CredentialError, ErrorCode
-from ..logs import request_id_var
+from ..logs import client_ip_var, request_id_var
 from ..sessions import (
     RefreshRefused,
     SessionGrant,
@@ -83,7 +83,7 @@ async def refresh(request: Request) -> Response:
     """Exchange a refresh token for a new access token and a new refresh token."""
     runtime = request.app.state.runtime
     token, from_cookie = await _refresh_token_from(request)
-    client = request.client.host if request.client else None
+    client = client_ip_var.get()
     try:
         async with runtime.pool.acquire() as conn:
             grant = await rotate_refresh_token(conn, token, runtime.lifetimes)
@@ -152,6 +152,6 @@ async def end_session(request: Request, session_id: str, username: str | None) -
         "success",
         username=username,
         request_id=request_id_var.get(),
-        client_addr=request.client.host if request.client else None,
+        client_addr=client_ip_var.get(),
         detail={"session": session_id[:8]},
     )

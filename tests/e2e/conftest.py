@@ -291,7 +291,8 @@ _STARTERS = {"traefik": _start_traefik, "nginx": _start_nginx, "caddy": _start_c
 @pytest.fixture
 def stack_env() -> dict[str, str]:
     """Settings for the stack's auth-service that replace or add to the usual ones (another
-    ``AUTH_CONFIG``, say): a test module overrides this fixture to get them."""
+    ``AUTH_CONFIG``, say): a test module overrides this fixture to get them, or a test with
+    ``@pytest.mark.parametrize("stack_env", [{...}])``."""
     return {}
 
 
@@ -323,6 +324,9 @@ def stack(
     settings = {
         "AUTH_CONFIG": str(rules),
         "AUTH_DATABASE_URL": database_url,
+        # The proxy only, as in production: tests have clients on other loopback addresses
+        # (127.0.0.2, ...), and those must not be believed.
+        "AUTH_TRUSTED_PROXIES": "127.0.0.1/32",
         "AUTH_PUBLIC_URL": f"http://auth.{DEMO_DOMAIN}:{port}",
         "AUTH_COOKIE_SECURE": "false",
         "AUTH_COOKIE_DOMAIN": DEMO_DOMAIN,
