@@ -274,8 +274,8 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
     from .audit import record_event
 
     async def work(pool: asyncpg.Pool) -> int:
-        await users.get_user(pool, args.name)  # an unknown name is an error
-        cleared = await throttle.unlock(pool, args.name)
+        user = await users.get_user(pool, args.name)  # an unknown name is an error
+        cleared = await throttle.unlock(pool, user.id)
         await record_event(pool, "user_unlock", "success", username=args.name)
         print(f"unlocked {args.name}" if cleared else f"{args.name} was not locked")
         return 0

@@ -17,6 +17,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -42,6 +43,13 @@ LOGIN_ATTEMPTS = Counter(
     "auth_login_attempts",
     "Login attempts by outcome.",
     ["outcome"],
+)
+# Read from the database at each scrape (every replica reports the same value: take the max).
+LOGIN_LOCKED = Gauge(
+    "auth_login_locked",
+    "Login throttle counters locked (accounts: slowed) right now, by scope.",
+    ["scope"],
+    multiprocess_mode="livemostrecent",
 )
 TOKEN_CACHE = Counter(
     "auth_token_cache",

@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     # Login throttling (shared by all replicas through the database).
     throttle_account_failures: int = Field(default=10, ge=1, le=1000)
     throttle_address_failures: int = Field(default=100, ge=1, le=100_000)
+    throttle_account_budget: int = Field(default=50, ge=1, le=100_000)
     throttle_window_seconds: int = Field(default=900, ge=10, le=86_400)
     throttle_lockout_seconds: int = Field(default=60, ge=1, le=86_400)
     throttle_max_lockout_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)

@@ -1,20 +1,47 @@
 """Login throttling, shared by every replica through PostgreSQL.
 
-Failures are counted per account (the submitted name, whether or not it exists, so that the
-answer reveals nothing) and per client address, in windows of ``window`` seconds. Reaching the
-limit locks that key for ``base_lockout`` seconds, doubled at each further lockout (exponential
-back-off) up to ``max_lockout``; a lock always ends, so an account's owner is never locked out
-for good. A successful login clears the account's count. An operator can clear it at once
-(``auth-service user unlock NAME``).
+An attempt is counted *before* its password is hashed, in one transaction that holds the rows
+of its counters: of N parallel guesses against a limit of 10, at most 10 are evaluated.
+A locked counter refuses the attempt unchanged. Counters, each in windows of ``window``
+seconds:
+
+- ``client``: one account from one client address (an IPv6 client by its /64). Reaching
+  ``account_failures`` locks that client out of that account only, for ``base_lockout``
+  seconds, doubled at each further lockout (back-off) up to ``max_lockout``.
+- ``address``: one client address over every account; ``address_failures``, the same locks.
+- ``account``: one account from every client without a device cookie, together. Once
+  ``account_budget`` failures are spent, it slows rather than locks: one attempt per slot,
+  the slots ``base_lockout`` apart, doubling up to ``max_lockout``. An attacker with any
+  number of addresses guesses no faster; the owner is slowed, never shut out for good.
+- ``device``: one device cookie (``devices.py``), a browser that signed in to this account
+  before. It replaces the three above: an attack on the account or from a shared address
+  does not stop its holder, and it has its own ``account_failures`` with back-off.
+
+A lock always ends. A lockout stops counting towards the back-off (and an account's budget
+returns) once a quiet period of ``4 * window`` follows it. A correct password gives its
+reservation back: the client and device counters start afresh, the address and account
+counters drop the attempt (so an account under attack stays slowed). ``auth-service user
+unlock NAME`` clears every counter of an account at once.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .db import Connection, Executor
 from .settings import Settings
+
+
+class Scope(StrEnum):
+    """What a counter counts; the prefix of its key and the ``scope`` metric label."""
+
+    CLIENT = "client"
+    ADDRESS = "address"
+    ACCOUNT = "account"
+    DEVICE = "device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +50,7 @@ class ThrottlePolicy:
 
     account_failures: int
     address_failures: int
+    account_budget: int
     window: int
     base_lockout: int
     max_lockout: int
@@ -32,76 +60,192 @@ class ThrottlePolicy:
         return cls(
             account_failures=settings.throttle_account_failures,
             address_failures=settings.throttle_address_failures,
+            account_budget=settings.throttle_account_budget,
             window=settings.throttle_window_seconds,
             base_lockout=settings.throttle_lockout_seconds,
             max_lockout=settings.throttle_max_lockout_seconds,
         )
 
 
-def account_key(username: str) -> str:
-    return "user:" + username.lower()
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One counter an attempt is charged to."""
+
+    scope: Scope
+    key: str
+    account: str | None  # the account it belongs to, for ``unlock``
+    limit: int
+    slows: bool = False  # once spent: one attempt per slot rather than ``limit`` per lock
 
 
-def address_key(address: str | None) -> str | None:
-    return "addr:" + address if address else None
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The throttle's answer to one attempt."""
+
+    retry_after: int  # seconds; 0 when the attempt may go on
+    locked: tuple[Scope, ...] = ()  # counters this attempt locked (or slowed)
 
 
-async def retry_after(db: Executor, keys: list[str | None]) -> int:
-    """Seconds until every one of ``keys`` may try again (0: now)."""
-    wanted = [k for k in keys if k]
-    seconds = await db.fetchval(
+def address_group(address: str) -> str:
+    """The unit an address is counted in: itself, or for IPv6 its /64 (one subscriber's
+    usual allocation, so that cycling through it gains nothing)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def counters_for(
+    policy: ThrottlePolicy, *, account: str | None, address: str | None, device: str | None
+) -> list[Counter]:
+    """The counters of one attempt.
+
+    ``account`` names the account tried (None for a name no user can have: only the address
+    counts), ``address`` the client, ``device`` the id of a device cookie valid for this
+    account (its holder is counted on its own).
+    """
+    if device is not None:
+        return [Counter(Scope.DEVICE, f"device:{device}", account, policy.account_failures)]
+    group = address_group(address) if address else None
+    found = []
+    if account is not None:
+        found.append(
+            Counter(Scope.ACCOUNT, f"account:{account}", account, policy.account_budget, slows=True)
+        )
+        if group is not None:
+            found.append(
+                Counter(Scope.CLIENT, f"client:{account}@{group}", account, policy.account_failures)
+            )
+    if group is not None:
+        found.append(Counter(Scope.ADDRESS, f"address:{group}", None, policy.address_failures))
+    return found
+
+
+async def admit(conn: Connection, counters: list[Counter], policy: ThrottlePolicy) -> Admission:
+    """Charge one attempt to ``counters``, or refuse it while any of them is locked.
+
+    Run before the password is checked. Rows are taken in key order (no deadlock between
+    two attempts sharing counters) and held until the charge is written, so concurrent
+    attempts are counted one after the other.
+    """
+    if not counters:
+        return Admission(0)
+    counters = sorted(counters, key=lambda c: c.key)
+    keys = [c.key for c in counters]
+    async with conn.transaction():
+        await conn.execute(
+            """
+            INSERT INTO login_throttle (key, account)
+            SELECT * FROM unnest($1::text[], $2::text[])
+            ON CONFLICT (key) DO NOTHING
+            """,
+            keys,
+            [c.account for c in counters],
+        )
+        # Every row is locked, whatever its state: a filter here would leave the counters that
+        # are not locked yet open to concurrent charges.
+        held = await conn.fetch(
+            """
+            SELECT extract(epoch FROM locked_until - now()) AS wait FROM login_throttle
+            WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE
+            """,
+            keys,
+        )
+        wait = max((row["wait"] for row in held if row["wait"] is not None), default=0)
+        if wait > 0:
+            return Admission(max(1, math.ceil(wait)))
+        rows = await conn.fetch(
+            _CHARGE,
+            keys,
+            [c.limit for c in counters],
+            [c.slows for c in counters],
+            float(policy.window),
+            float(policy.base_lockout),
+            float(policy.max_lockout),
+        )
+    locked = {row["key"] for row in rows if row["locked"]}
+    return Admission(0, tuple(c.scope for c in counters if c.key in locked))
+
+
+# One failure more in each counter (a new window when the last one is over); a counter that
+# reaches its limit is locked with back-off. A slowing counter that was locked recently has a
+# limit of 1: each attempt takes the next slot.
+_CHARGE = """
+WITH wanted AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::bool[]) AS w(key, lim, slows)
+), current AS (
+    SELECT t.key,
+           CASE WHEN t.window_start < now() - make_interval(secs => $4)
+                THEN 1 ELSE t.failures + 1 END AS failures,
+           CASE WHEN t.window_start < now() - make_interval(secs => $4)
+                THEN now() ELSE t.window_start END AS window_start,
+           -- a lockout followed by a quiet period no longer counts towards the back-off
+           CASE WHEN t.locked_until < now() - make_interval(secs => $4 * 4)
+                THEN 0 ELSE t.lockouts END AS lockouts,
+           w.lim, w.slows
+    FROM login_throttle t JOIN wanted w USING (key)
+), decided AS (
+    SELECT *, failures >= CASE WHEN slows AND lockouts > 0 THEN 1 ELSE lim END AS locks
+    FROM current
+)
+UPDATE login_throttle AS t SET
+    failures = CASE WHEN d.locks THEN 0 ELSE d.failures END,
+    window_start = CASE WHEN d.locks THEN now() ELSE d.window_start END,
+    lockouts = d.lockouts + d.locks::int,
+    locked_until = CASE WHEN d.locks
+                        THEN now() + make_interval(secs => least($6, $5 * power(2, d.lockouts)))
+                        ELSE t.locked_until END
+FROM decided AS d
+WHERE t.key = d.key
+RETURNING t.key, d.locks AS locked
+"""
+
+
+async def give_back(db: Executor, counters: list[Counter]) -> None:
+    """A correct password: return the attempt's reservation (see the module docstring)."""
+    fresh = [c.key for c in counters if c.scope in (Scope.CLIENT, Scope.DEVICE)]
+    shared = [c.key for c in counters if c.scope in (Scope.ACCOUNT, Scope.ADDRESS)]
+    await db.execute(
         """
-        SELECT extract(epoch FROM max(locked_until) - now())
-        FROM login_throttle WHERE key = ANY($1::text[]) AND locked_until > now()
+        WITH gone AS (DELETE FROM login_throttle WHERE key = ANY($1::text[]))
+        UPDATE login_throttle SET failures = greatest(failures - 1, 0)
+        WHERE key = ANY($2::text[])
         """,
-        wanted,
+        fresh,
+        shared,
     )
-    return math.ceil(seconds) if seconds else 0
 
 
-async def record_failure(
-    conn: Connection, key: str | None, limit: int, policy: ThrottlePolicy
-) -> None:
-    """Count a failure for ``key``; lock it when the window's count reaches ``limit``."""
-    if not key:
-        return
-    await conn.execute(
+async def unlock(db: Executor, account: str) -> bool:
+    """Clear every counter of an account; True when there was something to clear."""
+    status = await db.execute("DELETE FROM login_throttle WHERE account = $1", account)
+    return not status.endswith(" 0")
+
+
+async def locked_counts(db: Executor) -> dict[Scope, int]:
+    """How many counters of each scope are locked (or, for accounts, slowed) right now."""
+    rows = await db.fetch(
         """
-        INSERT INTO login_throttle AS t (key, failures, window_start) VALUES ($1, 1, now())
-        ON CONFLICT (key) DO UPDATE SET
-            failures = CASE WHEN t.window_start < now() - make_interval(secs => $2)
-                            THEN 1 ELSE t.failures + 1 END,
-            window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2)
-                                THEN now() ELSE t.window_start END,
-            -- a lockout that ended long ago no longer counts towards the back-off
-            lockouts = CASE WHEN t.locked_until < now() - make_interval(secs => $2 * 4)
-                            THEN 0 ELSE t.lockouts END
+        SELECT split_part(key, ':', 1) AS scope, count(*) AS locked FROM login_throttle
+        WHERE locked_until > now() GROUP BY 1
+        """
+    )
+    found = {row["scope"]: int(row["locked"]) for row in rows}
+    return {scope: found.get(scope.value, 0) for scope in Scope}
+
+
+async def purge_stale(db: Executor, policy: ThrottlePolicy) -> int:
+    """Delete counters that no longer hold anything (window and back-off both over), so that
+    a flood of made-up names does not grow the table for ever. Returns how many went."""
+    status = await db.execute(
+        """
+        DELETE FROM login_throttle
+        WHERE window_start < now() - make_interval(secs => $1 * 4)
+          AND (locked_until IS NULL OR locked_until < now() - make_interval(secs => $1 * 4))
         """,
-        key,
         float(policy.window),
     )
-    await conn.execute(
-        """
-        UPDATE login_throttle SET
-            locked_until = now() + make_interval(secs => least($3, $2 * power(2, lockouts))),
-            lockouts = lockouts + 1,
-            failures = 0,
-            window_start = now()
-        WHERE key = $1 AND failures >= $4
-        """,
-        key,
-        float(policy.base_lockout),
-        float(policy.max_lockout),
-        limit,
-    )
-
-
-async def record_success(db: Executor, username: str) -> None:
-    """A correct password: the account starts afresh (the address keeps its count)."""
-    await db.execute("DELETE FROM login_throttle WHERE key = $1", account_key(username))
-
-
-async def unlock(db: Executor, username: str) -> bool:
-    """Clear an account's failures and lock; True when there was something to clear."""
-    status = await db.execute("DELETE FROM login_throttle WHERE key = $1", account_key(username))
-    return not status.endswith(" 0")
+    return int(status.rsplit(" ", 1)[1])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import asyncpg
 import httpx
 import jwt
@@ -100,3 +103,33 @@ async def test_names_no_user_can_have_fail_like_unknown_names(
     response = await client.post(LOGIN, json={"username": name, "password": "x"})
     assert response.status_code == 401
     assert response.content == unknown.content
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Tr0ub4dor-and-3",  # could be a name: looked up, and it is no one's
+        "correct horse battery staple",  # could not: never looked up
+    ],
+)
+async def test_a_password_typed_as_the_username_is_recorded_nowhere(
+    client: httpx.AsyncClient, database_url: str, typed: str
+) -> None:
+    """Issue 16, L7: the audit trail and the throttle keep a keyed digest of a name that is
+    no user's, never the name; a real user's name is kept as it is."""
+    await create_user(database_url, "alice")
+    await client.post(LOGIN, json={"username": typed, "password": "alice's password"})
+    await client.post(LOGIN, json={"username": typed, "password": "alice's password"})
+    await client.post(LOGIN, json={"username": "alice", "password": "wrong"})
+    conn = await asyncpg.connect(database_url)
+    try:
+        audit = await conn.fetch("SELECT username, detail::text FROM audit_log ORDER BY id")
+        throttle_rows = await conn.fetch("SELECT key, account FROM login_throttle")
+    finally:
+        await conn.close()
+    stored = repr([tuple(r) for r in audit]) + repr([tuple(r) for r in throttle_rows])
+    assert typed not in stored and typed.lower() not in stored
+    assert [row["username"] for row in audit] == [None, None, "alice"]
+    hashes = [json.loads(row["detail"]).get("name_hash") for row in audit]
+    assert hashes[0] == hashes[1] and re.fullmatch(r"[0-9a-f]{12}", hashes[0])
+    assert hashes[2] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -102,3 +103,31 @@ async def test_text_format(database_url: str, serve: Any) -> None:
         time.sleep(0.05)
     line = next(line for line in served.log_text().splitlines() if f"[{request_id}]" in line)
     assert "DEBUG auth_service.validate" in line and "refused" in line
+
+
+async def test_login_lines_name_the_client_behind_the_proxy_and_only_real_users(
+    database_url: str, serve: Any
+) -> None:
+    """Issue 16, H2 and L7: behind a proxy, the client's address, not the proxy's; and a
+    password typed into the username field appears nowhere."""
+    await create_user(database_url, "alice")
+    served = serve(AUTH_DATABASE_URL=database_url, AUTH_LOG_LEVEL="INFO", AUTH_LOG_FORMAT="json")
+    typed = "Tr0ub4dor-and-3"  # shaped like a name: it is looked up, and found to be no one's
+    with httpx.Client(base_url=served.url) as http:
+        ids = [
+            http.post(
+                "/api/v1/auth/login",
+                json={"username": name, "password": "wrong guess"},
+                headers={"X-Forwarded-For": f"198.51.100.1, {client}"},  # 127.0.0.1: trusted
+            ).headers["x-request-id"]
+            for name, client in (("alice", "203.0.113.9"), (typed, "203.0.113.10"))
+        ]
+    records = wait_for_line(served, lambda r: r.get("request_id") == ids[1])
+    alice, other = (
+        next(r for r in records if r.get("request_id") == i and r["message"] == "login failed")
+        for i in ids
+    )
+    assert (alice["user"], alice["client_ip"]) == ("alice", "203.0.113.9")
+    assert other["client_ip"] == "203.0.113.10" and "user" not in other
+    assert re.fullmatch(r"[0-9a-f]{12}", other["name_hash"])
+    assert typed not in served.log_text() and typed.lower() not in served.log_text()

@@ -22,7 +22,7 @@ from ..settings import Settings
 from ..tokens import issue_access_token
 from .bodies import read_form
 from .form_guard import LOGIN_REFUSALS, LOGOUT_REFUSALS, form_refusal, form_token, with_presession
-from .login import verify_login
+from .login import set_device_cookie, verify_login
 from .pages import error_page, message_html, origin_of, render, wants_html
 from .sessions import REFRESH_COOKIE, REFRESH_PATH, end_session, set_refresh_cookie
 
@@ -135,7 +135,7 @@ async def login_submit(request: Request) -> Response:
             status=403,
         )
     try:
-        user = await verify_login(request, username, form.get("password", ""))
+        signed_in = await verify_login(request, username, form.get("password", ""))
     except LoginThrottled as refusal:
         page = _login_form(
             request,
@@ -147,7 +147,7 @@ async def login_submit(request: Request) -> Response:
         )
         page.headers["retry-after"] = str(refusal.retry_after)
         return page
-    if user is None:
+    if signed_in is None:
         return _login_form(
             request,
             rd,
@@ -157,6 +157,7 @@ async def login_submit(request: Request) -> Response:
             status=401,
         )
     settings = runtime.settings
+    user = signed_in.user
     async with runtime.pool.acquire() as conn:
         grant = await start_session(
             conn, user.id, runtime.lifetimes, absolute=settings.session_ttl_seconds
@@ -174,6 +175,7 @@ async def login_submit(request: Request) -> Response:
         settings.session_cookie_name, token, max_age=lifetime, **_session_cookie(settings)
     )
     set_refresh_cookie(runtime, response, grant)
+    set_device_cookie(request, response, signed_in.device_token, "/login")
     return _form_done(response, settings)
 
 

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import audit, throttle, users
+from ..devices import DEVICE_COOKIE, DEVICE_MAX_AGE_SECONDS
 from ..errors import ErrorCode, LoginThrottled
+from ..login import SignedIn, attempt_login
 from ..logs import client_ip_var, request_id_var
 from ..metrics import LOGIN_ATTEMPTS
 from ..sessions import start_session
-from ..types import User
 from .bodies import read_json_object
 from .sessions import token_response
 
-log = logging.getLogger(__name__)
+LOGIN_PATH = "/api/v1/auth/login"
 
 MAX_USERNAME_LENGTH = 128
 MAX_PASSWORD_LENGTH = 1024
@@ -42,56 +42,34 @@ def _string_field(body: dict[str, Any], name: str, max_length: int) -> str:
     return value
 
 
-async def verify_login(request: Request, username: str, password: str) -> User | None:
-    """The user when ``password`` is theirs and the account is enabled; None otherwise.
-
-    Counted, logged and audited. Unknown users are verified against a dummy hash: the same
-    work, time and answer as a wrong password, so names cannot be probed.
-    """
+async def verify_login(request: Request, username: str, password: str) -> SignedIn | None:
+    """``login.attempt_login`` for this request: its client and its device cookie."""
     runtime = request.app.state.runtime
-    client = client_ip_var.get()  # the client behind the proxy, not the proxy
-    # A name no user can have (control characters, ...) is never looked up or stored: it
-    # fails like an unknown name, counted against the client address only.
-    valid_name = users.is_valid_username(username)
-    keys = [throttle.account_key(username) if valid_name else None, throttle.address_key(client)]
-    audit_name = username if valid_name else None
-    wait = await throttle.retry_after(runtime.pool, keys)
-    if wait:
-        # Refused before any hashing: as fast for an unknown name as for a known one.
-        LOGIN_ATTEMPTS.labels("throttled").inc()
-        log.info("login throttled", extra={"user": audit_name, "retry_after": wait})
-        await audit.record_event(
-            runtime.pool,
-            "login",
-            "throttled",
-            username=audit_name,
-            request_id=request_id_var.get(),
-            client_addr=client,
-            detail={"retry_after": wait},
-        )
-        raise LoginThrottled(wait)
-    user = await users.find_user(runtime.pool, username) if valid_name else None
-    matches = await runtime.passwords.verify(user.password_hash if user else None, password)
-    ok = user is not None and matches and not user.disabled
-    outcome = "success" if ok else "failure"
-    LOGIN_ATTEMPTS.labels(outcome).inc()
-    log.info("login " + ("succeeded" if ok else "failed"), extra={"user": audit_name})
-    policy = runtime.throttle
-    if ok:
-        await throttle.record_success(runtime.pool, username)
-    else:
-        async with runtime.pool.acquire() as conn:
-            await throttle.record_failure(conn, keys[0], policy.account_failures, policy)
-            await throttle.record_failure(conn, keys[1], policy.address_failures, policy)
-    await audit.record_event(
+    return await attempt_login(
         runtime.pool,
-        "login",
-        outcome,
-        username=audit_name,
-        request_id=request_id_var.get(),
-        client_addr=client,
+        runtime.passwords,
+        runtime.throttle,
+        runtime.csrf_key,
+        username,
+        password,
+        client_ip=client_ip_var.get(),
+        device_token=request.cookies.get(DEVICE_COOKIE),
     )
-    return user if ok else None
+
+
+def set_device_cookie(request: Request, response: Response, token: str, route: str) -> None:
+    """The device cookie, sent back only to the login at ``route`` (a path of ours) and only
+    to our own host (no Domain): it lets an upstream see nothing, and no page use it."""
+    settings = request.app.state.runtime.settings
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_MAX_AGE_SECONDS,
+        path=urlsplit(settings.public_url).path + route,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 def throttled_response(refusal: LoginThrottled) -> Response:
@@ -119,10 +97,10 @@ async def login_json(request: Request) -> Response:
         LOGIN_ATTEMPTS.labels("invalid_request").inc()
         raise
     try:
-        user = await verify_login(request, username, password)
+        signed_in = await verify_login(request, username, password)
     except LoginThrottled as refusal:
         return throttled_response(refusal)
-    if user is None:
+    if signed_in is None:
         return Response(
             _FAILED,
             status_code=401,
@@ -130,5 +108,7 @@ async def login_json(request: Request) -> Response:
             headers={"cache-control": "no-store"},
         )
     async with runtime.pool.acquire() as conn:
-        grant = await start_session(conn, user.id, runtime.lifetimes)
-    return token_response(runtime, user, grant)
+        grant = await start_session(conn, signed_in.user.id, runtime.lifetimes)
+    response = token_response(runtime, signed_in.user, grant)
+    set_device_cookie(request, response, signed_in.device_token, LOGIN_PATH)
+    return response

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import version
+from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import db
+from .. import db, throttle
 from ..logs import client_ip_var, request_id_var
-from ..metrics import render
+from ..metrics import LOGIN_LOCKED, render
 from ..openapi import openapi_document
 
 
@@ -44,8 +47,22 @@ async def metrics(request: Request) -> Response:
                 status_code=403,
                 headers={"cache-control": "no-store"},
             )
+    await _read_login_locks(runtime)
     body, content_type = render()
     return Response(body, media_type=content_type)
+
+
+async def _read_login_locks(runtime: Any) -> None:
+    """Set ``auth_login_locked`` from the database; without an answer within a second, leave
+    it out of this scrape rather than report a stale value."""
+    try:
+        async with asyncio.timeout(1.0):
+            counts = await throttle.locked_counts(runtime.pool)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        LOGIN_LOCKED.clear()
+        return
+    for scope, count in counts.items():
+        LOGIN_LOCKED.labels(scope.value).set(count)
 
 
 async def live(request: Request) -> Response:

@@ -1,0 +1,117 @@
+"""One login attempt, for the JSON login and the form login alike: throttle, verify, record.
+
+What is recorded of the submitted name (L7 of issue 16): people type passwords into the
+username field. The name goes into logs and audit rows only when it is a user's; any other
+name is recorded as ``name_hash``, the first 12 hex digits of an HMAC of the lower-cased name
+under a key derived from the service's shared secret. Repeated attempts with one name share
+it, so a spray stays visible, and it cannot be reversed by whoever reads only the logs. The
+throttle keys an unknown name by the same HMAC (longer), never by the name itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from . import audit, throttle, users
+from .devices import device_id, issue_device_token
+from .errors import LoginThrottled
+from .logs import request_id_var
+from .metrics import LOGIN_ATTEMPTS
+from .passwords import PasswordWorkers
+from .types import User
+
+log = logging.getLogger(__name__)
+
+_NAMES_LABEL = b"auth-service login names v1"
+_PURGE_EVERY = 256  # attempts of one process between two clean-ups of the throttle table
+_attempts = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A correct password for an enabled account, and a fresh device cookie for its browser."""
+
+    user: User
+    device_token: str
+
+
+def name_hash(secret: bytes, name: str) -> str:
+    """A keyed digest of a submitted name that is no user's (hex, 64 digits)."""
+    key = hmac.new(secret, _NAMES_LABEL, hashlib.sha256).digest()
+    return hmac.new(key, name.lower().encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+async def attempt_login(
+    pool: asyncpg.Pool,
+    passwords: PasswordWorkers,
+    policy: throttle.ThrottlePolicy,
+    secret: bytes,
+    username: str,
+    password: str,
+    *,
+    client_ip: str | None,
+    device_token: str | None,
+) -> SignedIn | None:
+    """Check ``password`` for ``username``: None when it is wrong (or the user unknown or
+    disabled); ``LoginThrottled`` while the throttle refuses.
+
+    Counted, logged and audited. Unknown users are verified against a dummy hash: the same
+    work, time, counting and answer as a wrong password, so names cannot be probed. A name
+    no user can have (control characters, ...) is never looked up: only its client's
+    address counts it.
+    """
+    valid_name = users.is_valid_username(username)
+    user = await users.find_user(pool, username) if valid_name else None
+    if user is not None:
+        account: str | None = user.id
+        who: dict[str, Any] = {"user": user.username}
+    else:
+        digest = name_hash(secret, username)
+        account = f"~{digest}" if valid_name else None
+        who = {"name_hash": digest[:12]}
+    device = device_id(secret, device_token, user.username) if user else None
+    counters = throttle.counters_for(policy, account=account, address=client_ip, device=device)
+    async with pool.acquire() as conn:
+        admission = await throttle.admit(conn, counters, policy)
+    for scope in admission.locked:
+        log.info("login throttle engaged", extra={"scope": scope.value, **who})
+    if admission.retry_after:
+        # Refused before any hashing: as fast for an unknown name as for a known one.
+        LOGIN_ATTEMPTS.labels("throttled").inc()
+        log.info("login throttled", extra={**who, "retry_after": admission.retry_after})
+        await _audit(pool, "throttled", who, client_ip, retry_after=admission.retry_after)
+        raise LoginThrottled(admission.retry_after)
+    matches = await passwords.verify(user.password_hash if user else None, password)
+    ok = user is not None and matches and not user.disabled
+    outcome = "success" if ok else "failure"
+    LOGIN_ATTEMPTS.labels(outcome).inc()
+    log.info("login " + ("succeeded" if ok else "failed"), extra={**who, "device": bool(device)})
+    if ok:
+        await throttle.give_back(pool, counters)
+    await _audit(pool, outcome, who, client_ip)
+    if next(_attempts) % _PURGE_EVERY == 0:
+        await throttle.purge_stale(pool, policy)
+    if not ok or user is None:
+        return None
+    return SignedIn(user, issue_device_token(secret, user.username))
+
+
+async def _audit(
+    pool: asyncpg.Pool, outcome: str, who: dict[str, Any], client_ip: str | None, **detail: Any
+) -> None:
+    await audit.record_event(
+        pool,
+        "login",
+        outcome,
+        username=who.get("user"),
+        request_id=request_id_var.get(),
+        client_addr=client_ip,
+        detail={**detail, **({} if "user" in who else who)},
+    )
