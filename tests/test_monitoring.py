@@ -31,6 +31,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -57,6 +58,7 @@ PANEL_TITLES = {
     "Validate latency",
     "Login failures",
     "Token cache hit ratio",
+    "Login locks",
 }
 # Series every Prometheus target has, besides the ones it exposes.
 SYNTHETIC_SERIES = {"up": set[str]()}
@@ -234,6 +236,7 @@ def test_the_service_exports_the_documented_metrics() -> None:
     assert series["auth_validate_duration_seconds_bucket"] == {"le"}
     assert series["auth_login_attempts_total"] == {"outcome"}
     assert series["auth_token_cache_total"] == {"result"}
+    assert series["auth_login_locked"] == {"scope"}
 
 
 # -- (a) promtool -----------------------------------------------------------------------------
@@ -300,6 +303,7 @@ def test_alerts_have_severity_and_runbook_annotations() -> None:
         "AuthServiceValidateSlow": ("warning", "10m"),
         "AuthServiceDown": ("critical", "1m"),
         "AuthServiceValidateErrors": ("critical", "5m"),
+        "AuthServiceLoginLockoutsSustained": ("warning", "30m"),
     }
     assert set(alerts) == set(expected)
     for name, (severity, duration) in expected.items():
@@ -313,6 +317,9 @@ def test_alerts_have_severity_and_runbook_annotations() -> None:
     for name in ("AuthService401RatioHigh", "AuthService401RatioCritical"):
         # The traffic floor: no page for 3 refusals out of 4 requests at night.
         assert "auth:validate_requests:rate5m > 0.1" in alerts[name]["expr"], name
+    # Only the locks that stop others than the attacker; every replica reports the same count.
+    lockouts = alerts["AuthServiceLoginLockoutsSustained"]["expr"]
+    assert 'scope=~"account|address"' in lockouts and lockouts.lstrip().startswith("max by")
 
 
 # -- (b) the dashboard ------------------------------------------------------------------------
@@ -368,6 +375,8 @@ def test_dashboard_has_the_panels() -> None:
     outcomes = by_title["Validate outcomes by reason"]["targets"][0]["expr"]
     assert grouping_labels(outcomes) == {"outcome", "reason"}
     assert "auth_login_attempts_total" in by_title["Login failures"]["targets"][0]["expr"]
+    # Every replica reports the same count from the database: max, never sum.
+    assert by_title["Login locks"]["targets"][0]["expr"] == "max by (scope) (auth_login_locked)"
     assert by_title["Token cache hit ratio"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
 
 
@@ -386,9 +395,9 @@ class FakeService:
     """Serves /metrics with the service's metric definitions, growing on every scrape.
 
     Per scrape: 1 allowed, 3 unauthorized (1 missing_token, 2 expired_token) → a 401 ratio
-    of 0.75; 9 token cache hits and 1 miss → a hit ratio of 0.9. Every counter starts at one
-    scrape's worth, so Prometheus's extrapolation treats all series alike and the ratios are
-    exact.
+    of 0.75; 9 token cache hits and 1 miss → a hit ratio of 0.9; two clients and one device
+    cookie locked (a gauge). Every counter starts at one scrape's worth, so Prometheus's
+    extrapolation treats all series alike and the ratios are exact.
     """
 
     def __init__(self) -> None:
@@ -399,6 +408,10 @@ class FakeService:
             labels = list(obj._labelnames)
             if family.type == "counter":
                 self.metrics[name] = Counter(
+                    name, family.documentation, labels, registry=self.registry
+                )
+            elif family.type == "gauge":
+                self.metrics[name] = Gauge(
                     name, family.documentation, labels, registry=self.registry
                 )
             elif family.type == "histogram":
@@ -429,6 +442,10 @@ class FakeService:
             cache = self.metrics["auth_token_cache"]
             cache.labels("hit").inc(9)
             cache.labels("miss").inc(1)
+            locked = self.metrics["auth_login_locked"]
+            # No account or address locked: AuthServiceLoginLockoutsSustained stays quiet.
+            for scope, count in (("client", 2), ("address", 0), ("account", 0), ("device", 1)):
+                locked.labels(scope).set(count)
             return generate_latest(self.registry)
 
 
@@ -579,6 +596,8 @@ def test_dashboard_queries_against_real_prometheus(prometheus: str) -> None:
     logins = panel_values("Login failures", "outcome")
     assert set(logins) == {"success", "failure", "invalid_request"}
     assert logins["failure"] == pytest.approx(2 * logins["success"])
+    locks = panel_values("Login locks", "scope")
+    assert locks == {"client": 2.0, "address": 0.0, "account": 0.0, "device": 1.0}
     # Half the observations are 0.4 ms, a quarter 0.3 ms, a quarter 3 ms.
     latency = {
         target["legendFormat"]: values(query(url, grafana_to_promql(target["expr"])))[None]
