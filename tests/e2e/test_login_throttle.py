@@ -1,4 +1,4 @@
-"""Login throttling through Traefik and nginx for real (issue 16, H2 and M2): each client is
+"""Login throttling through Traefik, nginx and Caddy for real (issue 16, H2 and M2): each client is
 counted by the address the proxy saw, so one client's failures lock out no one else, and a
 forged ``X-Forwarded-For`` cannot pick another client's counters.
 
