@@ -27,6 +27,8 @@ class TrustedProxies:
 
     def _lookup(self, host: str) -> tuple[str | None, bool]:
         """(the address in canonical form or None when ``host`` is not one, trusted?)."""
+        if len(host) > _MAX_ADDRESS_LENGTH:
+            return _NOT_AN_ADDRESS  # and not remembered: the memo holds short strings only
         known = self._memo.get(host)
         if known is not None:
             return known
@@ -46,6 +48,12 @@ class TrustedProxies:
         """``host`` as one spelling of an IP address (``::ffff:192.0.2.1`` is ``192.0.2.1``,
         a port is dropped), or None when it is not an address."""
         return self._lookup(host)[0]
+
+
+# "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535" is 53 characters; a zone id may add
+# a few. Anything longer is not an address, and is refused without being parsed.
+_MAX_ADDRESS_LENGTH = 64
+_NOT_AN_ADDRESS: tuple[str | None, bool] = (None, False)
 
 
 def _parse_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -272,7 +280,7 @@ def client_address(
         return peer
     nearest = trusted.canonical(peer) if peer else peer
     for hop in reversed(forwarded_for.split(",")):
-        address = trusted.canonical(hop)
+        address = trusted.canonical(hop.strip())
         if address is None:
             return nearest
         if address not in trusted:

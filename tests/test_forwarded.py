@@ -176,6 +176,18 @@ def test_a_forwarded_uri_over_the_cap_is_refused_before_it_is_read() -> None:
         ("10.0.0.2", "[2001:db8::1]:443", "2001:db8::1"),
         ("10.0.0.2", "2001:DB8:0::1", "2001:db8::1"),
         ("10.0.0.2", "::ffff:203.0.113.9", "203.0.113.9"),
+        (
+            "10.0.0.2",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ),
+        # Nothing longer than an address can be: not parsed, not remembered.
+        pytest.param(
+            "10.0.0.2",
+            "203.0.113.9, " + "1" * 100_000 + ", 10.0.0.7",
+            "10.0.0.7",
+            id="a-hop-longer-than-any-address",
+        ),
         # From anyone else: the peer, whatever it claims.
         ("203.0.113.7", "10.0.0.8", "203.0.113.7"),
         ("203.0.113.7", "198.51.100.1", "203.0.113.7"),
@@ -197,3 +209,14 @@ def test_repeated_forwarded_for_lines_are_one_list() -> None:
         TRUSTED,
     )
     assert request.client_ip == "203.0.113.9"
+
+
+def test_strings_longer_than_an_address_are_neither_parsed_nor_remembered() -> None:
+    """A trusted hop's neighbour can be anything its client wrote: a flood of long hops
+    must not fill the memo (4096 entries of up to 64 KiB each through Traefik)."""
+    trusted = TrustedProxies(TRUSTED.networks)
+    for i in range(100):
+        forged = f"{i}" + "1" * 10_000
+        assert client_address("10.0.0.2", f"{forged}, 10.0.0.7", trusted) == "10.0.0.7"
+    assert len(trusted._memo) == 2  # the two proxies: the memo holds short strings only
+    assert all(len(key) <= 64 for key in trusted._memo)
