@@ -127,36 +127,34 @@ def counters_for(
 async def admit(conn: Connection, counters: list[Counter], policy: ThrottlePolicy) -> Admission:
     """Charge one attempt to ``counters``, or refuse it while any of them is locked.
 
-    Run before the password is checked. Rows are taken in key order (no deadlock between
-    two attempts sharing counters) and held until the charge is written, so concurrent
-    attempts are counted one after the other.
+    Run before the password is checked. Rows are held until the charge is written, so
+    concurrent attempts are counted one after the other. Existing rows are taken in key
+    order, then the missing ones are added: two attempts share either all their counters
+    (one account, one client) or at most one, so no two can wait for each other.
     """
     if not counters:
         return Admission(0)
     counters = sorted(counters, key=lambda c: c.key)
     keys = [c.key for c in counters]
     async with conn.transaction():
-        await conn.execute(
-            """
-            INSERT INTO login_throttle (key, account)
-            SELECT * FROM unnest($1::text[], $2::text[])
-            ON CONFLICT (key) DO NOTHING
-            """,
-            keys,
-            [c.account for c in counters],
-        )
-        # Every row is locked, whatever its state: a filter here would leave the counters that
-        # are not locked yet open to concurrent charges.
-        held = await conn.fetch(
-            """
-            SELECT extract(epoch FROM locked_until - now()) AS wait FROM login_throttle
-            WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE
-            """,
-            keys,
-        )
-        wait = max((row["wait"] for row in held if row["wait"] is not None), default=0)
-        if wait > 0:
-            return Admission(max(1, math.ceil(wait)))
+        # The counters that exist first: a refused attempt leaves no row behind, so a flood
+        # of made-up names from a locked address does not grow the table.
+        held, wait = await _hold(conn, keys)
+        if wait:
+            return Admission(wait)
+        if held < len(keys):
+            await conn.execute(
+                """
+                INSERT INTO login_throttle (key, account)
+                SELECT * FROM unnest($1::text[], $2::text[])
+                ON CONFLICT (key) DO NOTHING
+                """,
+                keys,
+                [c.account for c in counters],
+            )
+            _, wait = await _hold(conn, keys)  # all of them now; one may have been locked
+            if wait:
+                return Admission(wait)
         rows = await conn.fetch(
             _CHARGE,
             keys,
@@ -168,6 +166,23 @@ async def admit(conn: Connection, counters: list[Counter], policy: ThrottlePolic
         )
     locked = {row["key"] for row in rows if row["locked"]}
     return Admission(0, tuple(c.scope for c in counters if c.key in locked))
+
+
+async def _hold(conn: Connection, keys: list[str]) -> tuple[int, int]:
+    """Lock the existing rows of ``keys``; (how many there are, seconds until all are free).
+
+    Every row is locked, whatever its state: a filter here would leave the counters that are
+    not locked yet open to concurrent charges.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT extract(epoch FROM locked_until - now()) AS wait FROM login_throttle
+        WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE
+        """,
+        keys,
+    )
+    wait = max((row["wait"] for row in rows if row["wait"] is not None), default=0)
+    return len(rows), max(1, math.ceil(wait)) if wait > 0 else 0
 
 
 # One failure more in each counter (a new window when the last one is over); a counter that

@@ -68,6 +68,14 @@ async def expire_locks(database_url: str, pattern: str) -> None:
         await conn.close()
 
 
+async def count_rows(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM login_throttle"))
+    finally:
+        await conn.close()
+
+
 async def test_a_client_is_locked_out_of_one_account_and_no_one_else_is(
     start_app: StartApp, database_url: str
 ) -> None:
@@ -133,6 +141,12 @@ async def test_an_address_has_its_own_higher_limit(start_app: StartApp, database
             assert (await attempt(attacker, f"name-{i}", "wrong guess")).status_code == 401
         assert (await attempt(attacker, "alice", PASSWORD)).status_code == 429
         assert (await attempt(owner, "alice", PASSWORD)).status_code == 200
+        # Refused attempts cost no hashing and leave no row behind: a flood of made-up
+        # names from a locked address does not grow the table.
+        rows = await count_rows(database_url)
+        for i in range(20):
+            assert (await attempt(attacker, f"flood-{i}", "wrong guess")).status_code == 429
+        assert await count_rows(database_url) == rows
 
 
 async def test_ipv6_clients_are_counted_by_their_64(start_app: StartApp, database_url: str) -> None:
