@@ -7,36 +7,24 @@ counts them: every ``refused`` line is outcome ``unauthorized``, including the f
 431 answers to requests validate will not decide on (reason ``invalid_request``) and the 302s
 that send browsers to login.
 
-Exit status is the verdict on the share of 401s among all decisions:
-
-====  ============  =========================================
-0     normal        below 50 % (also: no decisions at all)
-1     elevated      50 % up to, not including, 70 %
-2     investigate   70 % up to and including 90 %
-3     critical      above 90 %
-4     error         the file cannot be read, the URL does not answer with our metrics
-====  ============  =========================================
-
 Parsing and counting are pure functions, and so are the verdict and the report
-(``verdict.py``); only ``run_diagnose`` and the two readers touch files, stdin or the network.
+(``verdict.py``); only the two readers, ``log_lines`` and ``fetch_metrics``, touch files,
+stdin or the network. The command itself, with its exit statuses, is ``cli/health.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from .errors import AuthServiceError
-from .verdict import Summary, report, verdict_of
+from .verdict import Summary
 
 VALIDATE_LOGGER = "auth_service.validate"
 VALIDATE_METRIC = "auth_validate_requests_total"
-ERROR_EXIT = 4
 _TIMEOUT_SECONDS = 5.0
 # The message of each validate log line, and the metric outcome it counts as.
 _OUTCOMES = {
@@ -114,7 +102,8 @@ def summarise_metrics(text: str) -> Summary:
 # -- input ------------------------------------------------------------------------------------
 
 
-def _log_lines(path: str) -> Iterator[str]:
+def log_lines(path: str) -> Iterator[str]:
+    """The lines of the file at ``path``, or of stdin for ``-``, undecodable bytes replaced."""
     if path == "-":
         if isinstance(sys.stdin, io.TextIOWrapper):
             sys.stdin.reconfigure(errors="replace")
@@ -127,7 +116,8 @@ def _log_lines(path: str) -> Iterator[str]:
         raise DiagnoseError(f"cannot read {path}: {e.strerror or e}") from e
 
 
-def _fetch_metrics(url: str) -> str:
+def fetch_metrics(url: str) -> str:
+    """The text of ``url``'s ``/metrics`` (appended unless the URL already ends with it)."""
     try:
         import httpx
     except ImportError as e:
@@ -140,46 +130,3 @@ def _fetch_metrics(url: str) -> str:
     if response.status_code != 200:
         raise DiagnoseError(f"{metrics_url} answered {response.status_code}")
     return response.text
-
-
-# -- command ----------------------------------------------------------------------------------
-
-
-def run_diagnose(args: argparse.Namespace) -> int:
-    """Print the report; return the verdict's exit status, or 4 when nothing could be read."""
-    try:
-        if args.url:
-            summary = summarise_metrics(_fetch_metrics(args.url))
-            source = f"{args.url} /metrics (counts since that process started)"
-        else:
-            summary = summarise_log(_log_lines(args.file))
-            source = "stdin" if args.file == "-" else args.file
-    except DiagnoseError as e:
-        print(f"auth-service: error: {e}", file=sys.stderr)
-        return ERROR_EXIT
-    print("\n".join(report(summary, source)))
-    return verdict_of(summary).exit_status
-
-
-def add_parser(subparsers: Any) -> None:
-    """Register ``diagnose`` on the CLI's subparsers."""
-    parser = subparsers.add_parser(
-        "diagnose",
-        # argparse would print "[--url URL] [FILE]": neither optional nor both allowed.
-        usage="%(prog)s [-h] (FILE | - | --url URL)",
-        help="explain the share of 401s from a JSON log or a running service's metrics",
-        description=(
-            "Count validate decisions and their reasons, and give a verdict. "
-            "Exit status: 0 normal (<50 % 401s), 1 elevated (50-70 %), "
-            "2 investigate (70-90 %), 3 critical (>90 %), 4 input cannot be read."
-        ),
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "file",
-        nargs="?",
-        metavar="FILE",
-        help="JSON log with DEBUG validate lines; - reads stdin",
-    )
-    source.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8080")
-    parser.set_defaults(func=run_diagnose)

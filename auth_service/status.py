@@ -6,12 +6,11 @@ Five components, from three requests: ``live`` (``/health/live``), ``ready``, ``
 ``unhealthy: <components>``; exit status 0 when healthy, 1 otherwise. A service that does not
 answer at all is unhealthy in every component, not an error.
 
-``assess`` and ``table`` are pure; ``run_check_status`` does the requests.
+``assess`` and ``table`` are pure; ``probe`` does the requests. The command is ``cli/health.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +125,7 @@ def default_url() -> str:
     return f"http://{host}:{settings.port}"
 
 
-def _probe(url: str) -> list[Answer]:
+def probe(url: str) -> list[Answer]:
     """GET live, ready and metrics; once live gets no answer, the others are not tried."""
     try:
         import httpx
@@ -145,24 +144,3 @@ def _probe(url: str) -> list[Answer]:
             else:
                 answers.append(Answer(response.status_code, response.text))
     return answers
-
-
-def run_check_status(args: argparse.Namespace) -> int:
-    """Print the table; 0 when every component is healthy, 1 otherwise."""
-    url = (args.url or default_url()).rstrip("/")
-    live, ready, metrics = _probe(url)
-    checks = assess(live, ready, metrics)
-    print(f"checking {url}")
-    print("\n".join(table(checks)))
-    return 0 if all(c.healthy for c in checks) else 1
-
-
-def add_parser(subparsers: Any) -> None:
-    """Register ``check-status`` on the CLI's subparsers."""
-    parser = subparsers.add_parser(
-        "check-status",
-        help="check that a running service is live, ready and exporting metrics",
-        description="Exit status 0 when every component is healthy, 1 otherwise.",
-    )
-    parser.add_argument("--url", help="the service's base URL (default http://AUTH_HOST:AUTH_PORT)")
-    parser.set_defaults(func=run_check_status)

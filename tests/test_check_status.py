@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
 from auth_service.status import COMPONENTS, Answer, StatusError, assess, default_url, table
 
-from .conftest import Served, cli_env, drop_database
+from .conftest import Served, auth_service_command, cli_env, drop_database
 
-# The command as ``auth-service check-status`` runs it once cli.py registers the module.
-COMMAND = (
-    "import argparse, sys; from auth_service import status; "
-    "parser = argparse.ArgumentParser(prog='auth-service'); "
-    "status.add_parser(parser.add_subparsers(required=True)); "
-    "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
-)
 READY = '{"status": "ok", "checks": {"database": true, "keys": true}}'
 METRICS = "# HELP auth_validate_requests_total Validate decisions.\n"
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", COMMAND, "check-status", *args],
+        [*auth_service_command(), "check-status", *args],
         capture_output=True,
         text=True,
         env=cli_env(**env),

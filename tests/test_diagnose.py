@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,16 +14,9 @@ import pytest
 from auth_service.diagnose import DiagnoseError, summarise_log, summarise_metrics
 from auth_service.verdict import Verdict, advice, report, verdict_for
 
-from .conftest import PASSWORD, Served, cli_env, create_user
+from .conftest import PASSWORD, Served, auth_service_command, cli_env, create_user
 
 VALIDATE = "/api/v1/auth/validate"
-# The command as ``auth-service diagnose`` runs it once cli.py registers the module.
-COMMAND = (
-    "import argparse, sys; from auth_service import diagnose; "
-    "parser = argparse.ArgumentParser(prog='auth-service'); "
-    "diagnose.add_parser(parser.add_subparsers(required=True)); "
-    "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
-)
 TOP_CLIENT = "203.0.113.9"
 TOP_PATH = "/orders"
 ALLOWED_CLIENT = "192.0.2.50"
@@ -34,7 +26,7 @@ STAGES = {"missing_token": "token_extraction", "malformed_header": "token_extrac
 
 def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", COMMAND, "diagnose", *args],
+        [*auth_service_command(), "diagnose", *args],
         input=stdin,
         cwd=cwd,
         capture_output=True,
