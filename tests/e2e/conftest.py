@@ -183,7 +183,7 @@ def _start_nginx(
     tmp_path: Path, port: int, auth_port: int, echo_port: int, edit: NginxEdit | None = None
 ) -> subprocess.Popen[bytes]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(nginx).exists(), "nginx is not installed (.ci/run installs it with apt-get)"
+    assert Path(nginx).exists(), "nginx is not installed (scripts/bootstrap installs it)"
     site = (REPO / "nginx" / "auth-service.conf").read_text()
     if edit is not None:
         site = edit(site)
