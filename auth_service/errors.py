@@ -22,12 +22,14 @@
     │   └── RefreshRefused           (sessions.py)
     └── LoginThrottled               (429 on the login endpoints)
 
-Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies.
+Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies;
+``error_body`` is the one place that body is built, for every route and for validate.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -45,6 +47,43 @@ class ErrorCode(StrEnum):
     INVALID_CREDENTIALS = "invalid_credentials"
     INVALID_REQUEST = "invalid_request"
     INTERNAL_ERROR = "internal_error"
+    # What the HTTP layer answers for a request no route takes as it is.
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TOO_LARGE = "request_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    FORBIDDEN = "forbidden"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+
+
+# The codes a refusal of validate can carry: its metrics pre-bind a child for each.
+VALIDATE_CODES = (
+    ErrorCode.MISSING_TOKEN,
+    ErrorCode.MALFORMED_HEADER,
+    ErrorCode.TOKEN_TOO_LONG,
+    ErrorCode.INVALID_TOKEN,
+    ErrorCode.EXPIRED_TOKEN,
+    ErrorCode.REVOKED_TOKEN,
+    ErrorCode.INVALID_GRANT,
+    ErrorCode.RULE_DENIED,
+    ErrorCode.TOO_MANY_ATTEMPTS,
+    ErrorCode.INVALID_CREDENTIALS,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.INTERNAL_ERROR,
+)
+
+
+def error_body(
+    code: ErrorCode, description: str, request_id: str | None, **extra: Any
+) -> dict[str, Any]:
+    """Our JSON error: ``{"error", "error_description", ..., "request_id"}``, with ``extra``
+    members (``rule``, ``retry_after``) before the request id. A ``request_id`` of None is
+    left out: only for an answer that must be the same bytes for every request (the failed
+    login), whose ``X-Request-Id`` header still names the request."""
+    body: dict[str, Any] = {"error": code.value, "error_description": description, **extra}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 class AuthServiceError(Exception):

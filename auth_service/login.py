@@ -1,4 +1,6 @@
-"""One login attempt, for the JSON login and the form login alike: throttle, verify, record.
+"""Signing in and out, for the JSON API and the browser forms alike: one login attempt
+(throttle, verify, record) and the end of a session (revoke, record). Plain arguments, no
+HTTP: both kinds of route call these functions, neither imports the other.
 
 What is recorded of the submitted name (L7 of issue 16): people type passwords into the
 username field. The name goes into logs and audit rows only when it is a user's; any other
@@ -25,6 +27,7 @@ from .errors import LoginThrottled
 from .logs import request_id_var
 from .metrics import LOGIN_ATTEMPTS
 from .passwords import PasswordWorkers
+from .sessions import Lifetimes, RevocationList, revoke_session
 from .types import User
 
 log = logging.getLogger(__name__)
@@ -114,4 +117,29 @@ async def _audit(
         request_id=request_id_var.get(),
         client_addr=client_ip,
         detail={**detail, **({} if "user" in who else who)},
+    )
+
+
+async def end_session(
+    pool: asyncpg.Pool,
+    revocations: RevocationList,
+    lifetimes: Lifetimes,
+    session_id: str,
+    username: str | None,
+    *,
+    client_ip: str | None,
+) -> None:
+    """Log out: revoke the session, at once on this replica (the others hear of it through
+    NOTIFY), and audit it."""
+    async with pool.acquire() as conn:
+        held_until = await revoke_session(conn, session_id, "logout", lifetimes)
+    revocations.add(session_id, held_until)
+    await audit.record_event(
+        pool,
+        "logout",
+        "success",
+        username=username,
+        request_id=request_id_var.get(),
+        client_addr=client_ip,
+        detail={"session": session_id[:8]},
     )

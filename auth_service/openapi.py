@@ -1,225 +1,134 @@
-"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``.
+"""What FastAPI cannot derive for ``/openapi.json`` from the routes' own declarations.
 
-Written by hand (the validate fast path and the form endpoints are not framework routes), and
-used by the fuzz tests (schemathesis) to generate hostile requests for every operation.
+- Validate is served ahead of the framework (``routes/validate.py``), so FastAPI never sees
+  it: ``validate_router`` declares it, every method, for the document (its handler answers
+  only before start-up, with a 503).
+- Every answer carries ``X-Request-Id``; the credentials are security schemes (a Bearer
+  token, or the session cookie, whose name depends on the settings); and FastAPI's own 422
+  shape is replaced by ours, which is what ``routes/errors.py`` sends.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-_ERROR = {
-    "type": "object",
-    "required": ["error", "error_description"],
-    "properties": {
-        "error": {"type": "string"},
-        "error_description": {"type": "string"},
-        "request_id": {"type": ["string", "null"]},
-        "rule": {"type": ["string", "null"]},
-        "retry_after": {"type": "integer"},
-    },
-}
-_TOKENS = {
-    "type": "object",
-    "required": ["access_token", "token_type", "expires_in", "refresh_token"],
-    "properties": {
-        "access_token": {"type": "string"},
-        "token_type": {"const": "Bearer"},
-        "expires_in": {"type": "integer"},
-        "refresh_token": {"type": "string"},
-        "refresh_expires_in": {"type": "integer"},
-    },
+from fastapi import APIRouter, FastAPI, Header
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+
+from .errors import ErrorCode
+from .routes.errors import error_response
+from .routes.schemas import REFUSAL_MODELS, RuleDenied, refusal
+from .settings import Settings
+
+VALIDATE_PATH = "/api/v1/auth/validate"
+VALIDATE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+_TEXT = {"schema": {"type": "string"}}
+_IDENTITY = {
+    "X-Auth-User": "the user's name (empty on an anonymous rule)",
+    "X-Auth-User-Id": "the user's id",
+    "X-Auth-Groups": "the user's groups, comma-separated",
+    "X-Auth-Scopes": "the token's scopes, space-separated",
+    "X-Auth-Issuer": "an external issuer's URL, empty for our own users",
 }
 
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
+validate_router = APIRouter(tags=["validate"])
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, **_json({"$ref": "#/components/schemas/Error"})}
+def _headers(described: dict[str, str]) -> dict[str, Any]:
+    return {name: {"description": text, **_TEXT} for name, text in described.items()}
 
 
-def _error_or_page(description: str) -> dict[str, Any]:
-    """A refusal: our JSON error, or a page for a client that asks for HTML (a browser)."""
-    answer = _error(description)
-    answer["content"]["text/html"] = {"schema": {"type": "string"}}
-    return answer
-
-
-_FORWARDED = [
-    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-    for name in (
-        "Authorization",
-        "Cookie",
-        "Accept",
-        "X-Forwarded-Method",
-        "X-Forwarded-Proto",
-        "X-Forwarded-Host",
-        "X-Forwarded-Uri",
-        "X-Forwarded-For",
-        "X-Original-URI",
-        "X-Original-Method",
-        "X-Request-Id",
-    )
-]
-_VALIDATE = {
-    "summary": "May this request pass, and as whom?",
-    "parameters": _FORWARDED,
-    "responses": {
-        "200": {"description": "allowed; identity in X-Auth-* headers"},
-        "302": {"description": "a browser without a credential: to the login page"},
-        "400": _error_or_page("the forwarded request is malformed, or its path is not canonical"),
-        "401": _error_or_page("no valid credential"),
-        "403": _error_or_page("an access rule denies"),
-        "414": _error_or_page("the forwarded URI is longer than AUTH_MAX_FORWARDED_URI_LENGTH"),
-        "431": _error_or_page("the Cookie headers are longer than AUTH_MAX_COOKIE_HEADER_LENGTH"),
-    },
-}
-_CREDENTIALS = {
-    "type": "object",
-    "required": ["username", "password"],
-    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
-}
-_REFRESH = {
-    "type": "object",
-    "required": ["refresh_token"],
-    "properties": {"refresh_token": {"type": "string"}},
-}
-_FORM = {
-    "type": "object",
-    "properties": {
-        "username": {"type": "string"},
-        "password": {"type": "string"},
-        "csrf_token": {"type": "string"},
-        "rd": {"type": "string"},
-    },
-}
-_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
-_COMMON_4XX = {
-    "400": _error("malformed request"),
-    "413": _error("body too large"),
-    "415": _error("wrong content type"),
-    "422": _error("invalid fields"),
-}
-# The HTML forms: a browser gets the form again with a message, other clients our JSON.
-_FORM_4XX = {
-    "400": _error_or_page("malformed form"),
-    "413": _error_or_page("form too large"),
-    "415": _error_or_page("wrong content type"),
-}
-
-
-def openapi_document() -> dict[str, Any]:
-    """The whole document."""
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "auth-service", "version": "1"},
-        "components": {"schemas": {"Error": _ERROR, "Tokens": _TOKENS}},
-        "paths": {
-            "/api/v1/auth/validate": {"get": _VALIDATE, "post": _VALIDATE},
-            "/api/v1/auth/login": {
-                "post": {
-                    "requestBody": {"required": True, **_json(_CREDENTIALS)},
-                    "responses": {
-                        "200": {
-                            "description": "tokens",
-                            **_json({"$ref": "#/components/schemas/Tokens"}),
-                        },
-                        "401": _error("invalid credentials"),
-                        "429": _error("too many failed attempts"),
-                        **_COMMON_4XX,
-                    },
-                }
-            },
-            "/api/v1/auth/refresh": {
-                "post": {
-                    "requestBody": {"required": True, **_json(_REFRESH)},
-                    "responses": {
-                        "200": {
-                            "description": "tokens",
-                            **_json({"$ref": "#/components/schemas/Tokens"}),
-                        },
-                        "401": _error("refused refresh token"),
-                        **_COMMON_4XX,
-                    },
-                }
-            },
-            "/api/v1/auth/logout": {
-                "post": {
-                    "parameters": [_FORWARDED[0]],
-                    "requestBody": {"required": False, **_json(_REFRESH)},
-                    "responses": {
-                        "200": {"description": "the session has ended"},
-                        "401": _error("no session for this credential"),
-                        **_COMMON_4XX,
-                    },
-                }
-            },
-            "/login": {
-                "get": {
-                    "parameters": [{"name": "rd", "in": "query", "schema": {"type": "string"}}],
-                    "responses": {
-                        "200": {"description": "the form", **_HTML},
-                        "400": _error_or_page("bad rd"),
-                    },
-                },
-                "post": {
-                    "requestBody": {
-                        "content": {"application/x-www-form-urlencoded": {"schema": _FORM}}
-                    },
-                    "responses": {
-                        "303": {"description": "signed in"},
-                        "401": {"description": "wrong credentials", **_HTML},
-                        "403": {"description": "CSRF or origin check failed", **_HTML},
-                        "429": {"description": "throttled", **_HTML},
-                        **_FORM_4XX,
-                    },
-                },
-            },
-            "/logout": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "confirmation", **_HTML},
-                        "400": _error_or_page("bad rd"),
-                    }
-                },
-                "post": {
-                    "requestBody": {
-                        "content": {"application/x-www-form-urlencoded": {"schema": _FORM}}
-                    },
-                    "responses": {
-                        "303": {"description": "signed out"},
-                        "403": {"description": "CSRF or origin check failed", **_HTML},
-                        **_FORM_4XX,
-                    },
-                },
-            },
-            "/.well-known/jwks.json": {"get": {"responses": {"200": {"description": "JWKS"}}}},
-            "/health/live": {"get": {"responses": {"200": {"description": "up"}}}},
-            "/health/ready": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    }
-                }
-            },
-            "/health": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "summary"},
-                        "503": {"description": "unhealthy"},
-                    }
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "Prometheus text"},
-                        "403": _error("not allowed"),
-                    }
-                }
-            },
+@validate_router.api_route(
+    VALIDATE_PATH,
+    methods=VALIDATE_METHODS,
+    response_class=Response,
+    summary="May this request pass, and as whom?",
+    responses={
+        200: {
+            "description": "allowed: the identity in X-Auth-* headers",
+            "headers": _headers(_IDENTITY),
         },
+        302: {
+            "description": "a browser's GET or HEAD without a valid credential: to the login page",
+            "headers": _headers({"Location": "the login page, the original URL in rd"}),
+        },
+        400: refusal("the forwarded request is malformed, or its path is not canonical", page=True),
+        401: refusal(
+            "no valid credential",
+            page=True,
+            headers={
+                "WWW-Authenticate": 'Bearer realm="auth-service", with error="invalid_token" '
+                "when a credential was sent",
+                "X-Auth-Redirect": "nginx only, for a browser: the login page",
+                "X-Auth-Error": "nginx only: the error code",
+            },
+        ),
+        403: refusal("an access rule denies", model=RuleDenied, page=True),
+        414: refusal("the forwarded URI is longer than AUTH_MAX_FORWARDED_URI_LENGTH", page=True),
+        431: refusal("the Cookie headers are longer than AUTH_MAX_COOKIE_HEADER_LENGTH", page=True),
+        503: refusal("the service is starting up"),
+    },
+    openapi_extra={"security": [{"bearer": []}, {"session": []}, {}]},
+)
+async def validate(
+    accept: Annotated[str | None, Header(description="text/html: a browser")] = None,
+    x_forwarded_method: Annotated[str | None, Header()] = None,
+    x_forwarded_proto: Annotated[str | None, Header()] = None,
+    x_forwarded_host: Annotated[str | None, Header()] = None,
+    x_forwarded_uri: Annotated[str | None, Header()] = None,
+    x_forwarded_for: Annotated[str | None, Header()] = None,
+    x_original_uri: Annotated[str | None, Header(description="nginx")] = None,
+    x_original_method: Annotated[str | None, Header(description="nginx")] = None,
+    x_request_id: Annotated[str | None, Header(description="from a trusted proxy")] = None,
+) -> Response:
+    """The proxy's question, any method: the request it received, in the forwarded headers
+    (only from a trusted proxy), and the client's credential (a Bearer token, or the
+    session cookie)."""
+    return error_response(ErrorCode.SERVICE_UNAVAILABLE, "starting up", 503)
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Serve ``document(app, settings)`` at ``app.openapi_url``."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app, settings)
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's document of ``app``, completed."""
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for internal in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(internal, None)
+    for model in REFUSAL_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "session": {"type": "apiKey", "in": "cookie", "name": settings.session_cookie_name},
     }
+    request_id = {"description": "the request's id, as in our logs", **_TEXT}
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for status, answer in operation.get("responses", {}).items():
+                if status == "422":
+                    answer["description"] = "a field is missing, of the wrong type, or too long"
+                    answer["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    }
+                answer.setdefault("headers", {})["X-Request-Id"] = request_id
+    return doc

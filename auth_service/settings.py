@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Who may read /metrics (CIDRs, comma-separated); empty: everyone who reaches the port.
     metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
 
+    # Interactive API documentation (Swagger UI) at /docs; /openapi.json is always served.
+    api_docs: bool = False
+
     # Login throttling (shared by all replicas through the database).
     throttle_account_failures: int = Field(default=10, ge=1, le=1000)
     throttle_address_failures: int = Field(default=100, ge=1, le=100_000)

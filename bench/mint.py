@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from auth_service import keys, users
-from auth_service.app import token_parameters
 from auth_service.db import open_database
 from auth_service.key_encryption import load_key_ring
 from auth_service.keys import KeySet
+from auth_service.runtime import token_parameters
 from auth_service.settings import Settings
 from auth_service.tokens import REQUIRED_CLAIMS, issue_access_token, verify_access_token
 from auth_service.types import User

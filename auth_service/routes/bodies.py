@@ -1,15 +1,25 @@
-"""Reading request bodies: size caps, content types, and a clear 4xx for anything else."""
+"""Reading request bodies where FastAPI would read too much or too loosely: size caps (413
+before a huge body is read), content types (415), and a clear 400 for anything else.
+
+``JSONBodyRoute`` runs these checks ahead of FastAPI's own parsing, which then validates the
+body against the route's pydantic model; ``read_form`` is the browser forms' reader.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qs
 
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 MAX_BODY_BYTES = 8192
+NOT_JSON = "the body must be application/json"
 
 
 async def _read_capped(request: Request, max_bytes: int) -> bytes:
@@ -28,18 +38,47 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request body as a JSON object; a 4xx ``HTTPException`` for anything else."""
+async def check_json_body(request: Request, *, required: bool) -> None:
+    """A JSON object of at most ``MAX_BODY_BYTES``, or no body at all (no content type, no
+    bytes) when not ``required``; a 4xx ``HTTPException`` for anything else. The body read
+    stays on the request for FastAPI to parse."""
+    if not required and "content-type" not in request.headers:
+        if await _read_capped(request, MAX_BODY_BYTES):
+            raise HTTPException(415, NOT_JSON)
+        request._body = b""  # what FastAPI reads next: no body
+        return
     if _media_type(request) != "application/json":
-        raise HTTPException(415, "the body must be application/json")
-    body = await _read_capped(request, max_bytes)
+        raise HTTPException(415, NOT_JSON)
+    body = await _read_capped(request, MAX_BODY_BYTES)
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise HTTPException(400, "the body is not valid JSON") from e
     if not isinstance(value, dict):
         raise HTTPException(400, "the body must be a JSON object")
-    return value
+    request._body = body
+
+
+class JSONBodyRoute(APIRoute):
+    """A route whose JSON body is checked by ``check_json_body`` before FastAPI parses it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        required = self.body_field is not None and self.body_field.field_info.is_required()
+
+        async def checked(request: Request) -> Response:
+            try:
+                await check_json_body(request, required=required)
+                return await handler(request)
+            except (HTTPException, RequestValidationError):
+                self.refused()
+                raise
+
+        return checked
+
+    def refused(self) -> None:
+        """Called for a request refused before it reached the endpoint (its body, or its
+        fields); nothing by default."""
 
 
 async def read_form(request: Request, fields_wanted: set[str]) -> dict[str, str]:

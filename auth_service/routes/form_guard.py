@@ -17,7 +17,7 @@ from ..csrf import (
     issue_csrf_token,
     new_presession,
 )
-from ..settings import Settings
+from ..runtime import Runtime
 
 EXPIRED, NO_COOKIE = "expired", "no cookie"
 LOGIN_REFUSALS = {
@@ -32,23 +32,18 @@ LOGOUT_REFUSALS = {
 }
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.runtime.settings
-    return settings
-
-
-def form_token(request: Request) -> tuple[str, str]:
+def form_token(request: Request, runtime: Runtime) -> tuple[str, str]:
     """For a form page: the browser's pre-session id (the one its cookie holds, else a new
     one) and a fresh CSRF token bound to it."""
-    current = request.cookies.get(_settings(request).presession_cookie_name)
+    current = request.cookies.get(runtime.settings.presession_cookie_name)
     presession = current if current is not None and is_presession(current) else new_presession()
-    return presession, issue_csrf_token(request.app.state.runtime.csrf_key, presession)
+    return presession, issue_csrf_token(runtime.csrf_key, presession)
 
 
-def with_presession(request: Request, response: Response, presession: str) -> Response:
+def with_presession(runtime: Runtime, response: Response, presession: str) -> Response:
     """(Re)set the pre-session cookie. ``Lax``: sent with our own form's post and with the
     redirect from an application to the login page, never with another site's post."""
-    settings = _settings(request)
+    settings = runtime.settings
     response.set_cookie(
         settings.presession_cookie_name,
         presession,
@@ -61,7 +56,7 @@ def with_presession(request: Request, response: Response, presession: str) -> Re
     return response
 
 
-def _from_our_page(request: Request) -> bool:
+def _from_our_page(request: Request, public_origin: str) -> bool:
     """Whether the browser says the post comes from a page of our own origin (defence in
     depth beside the token).
 
@@ -78,16 +73,16 @@ def _from_our_page(request: Request) -> bool:
         return True
     if origin == "null":
         return site == "same-origin"
-    return origin == _settings(request).public_origin
+    return origin == public_origin
 
 
-def form_refusal(request: Request, form: dict[str, str]) -> str | None:
+def form_refusal(request: Request, runtime: Runtime, form: dict[str, str]) -> str | None:
     """Why a posted form is refused (``EXPIRED``, ``NO_COOKIE``), or None when it is ours."""
-    presession = request.cookies.get(_settings(request).presession_cookie_name)
-    if not _from_our_page(request):
+    presession = request.cookies.get(runtime.settings.presession_cookie_name)
+    if not _from_our_page(request, runtime.settings.public_origin):
         return EXPIRED
     if presession is None:
         return NO_COOKIE
-    if not check_csrf_token(request.app.state.runtime.csrf_key, form.get("csrf_token"), presession):
+    if not check_csrf_token(runtime.csrf_key, form.get("csrf_token"), presession):
         return EXPIRED
     return None

@@ -7,52 +7,56 @@ from importlib.metadata import version
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
+from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from .. import db, throttle
-from ..logs import client_ip_var, request_id_var
+from ..errors import ErrorCode
+from ..logs import client_ip_var
 from ..metrics import LOGIN_LOCKED, render
-from ..openapi import openapi_document
+from ..runtime import Runtime
+from .dependencies import OptionalRuntimeDep, RuntimeDep
+from .errors import error_response
+from .schemas import JWKS, Health, Live, Ready, refusal
+
+router = APIRouter(tags=["keys, metrics, health"])
+_UNHEALTHY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the database does not answer, or no keys are loaded"}
+}
 
 
-async def jwks(request: Request) -> Response:
-    """``/.well-known/jwks.json``: our public keys, each with ``kid``, ``alg`` and ``use``."""
-    return JSONResponse(
-        request.app.state.runtime.keys.jwks(),
-        headers={"cache-control": "public, max-age=300"},
-    )
+@router.get("/.well-known/jwks.json", response_model=JWKS)
+async def jwks(runtime: RuntimeDep) -> Response:
+    """Our public keys, each with ``kid``, ``alg`` and ``use``."""
+    return JSONResponse(runtime.keys.jwks(), headers={"cache-control": "public, max-age=300"})
 
 
-async def openapi(request: Request) -> Response:
-    """``/openapi.json``: the description of this API."""
-    return JSONResponse(openapi_document())
-
-
-async def metrics(request: Request) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        403: refusal("AUTH_METRICS_ALLOW does not name the client's address"),
+    },
+)
+async def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus exposition, to the addresses of AUTH_METRICS_ALLOW when it is set.
 
     The address is the client's (behind a proxy, not the proxy's): allowing a proxy's address
     must not open the metrics to everyone who reaches that proxy.
     """
-    runtime = request.app.state.runtime
     if runtime.metrics_allow is not None:
         if client_ip_var.get() not in runtime.metrics_allow:
-            return JSONResponse(
-                {
-                    "error": "forbidden",
-                    "error_description": "metrics are not served to you",
-                    "request_id": request_id_var.get(),
-                },
-                status_code=403,
-                headers={"cache-control": "no-store"},
-            )
+            return error_response(ErrorCode.FORBIDDEN, "metrics are not served to you", 403)
     await _read_login_locks(runtime)
     body, content_type = render()
     return Response(body, media_type=content_type)
 
 
-async def _read_login_locks(runtime: Any) -> None:
+async def _read_login_locks(runtime: Runtime) -> None:
     """Set ``auth_login_locked`` from the database; without an answer within a second, leave
     it out of this scrape rather than report a stale value."""
     try:
@@ -65,21 +69,24 @@ async def _read_login_locks(runtime: Any) -> None:
         LOGIN_LOCKED.labels(scope.value).set(count)
 
 
-async def live(request: Request) -> Response:
+@router.get("/health/live", response_model=Live)
+async def live() -> Response:
     """The process is up and serving HTTP."""
     return JSONResponse({"status": "ok"})
 
 
-async def _checks(request: Request) -> dict[str, bool]:
-    runtime = getattr(request.app.state, "runtime", None)
+async def _checks(runtime: Runtime | None) -> dict[str, bool]:
     if runtime is None:
         return {"database": False, "keys": False}
     return {"database": await db.ping(runtime.pool), "keys": bool(runtime.keys.verifying)}
 
 
-async def ready(request: Request) -> Response:
+@router.get(
+    "/health/ready", response_model=Ready, responses={503: {"model": Ready, **_UNHEALTHY[503]}}
+)
+async def ready(runtime: OptionalRuntimeDep) -> Response:
     """200 when the database answers and keys are loaded; 503 otherwise."""
-    checks = await _checks(request)
+    checks = await _checks(runtime)
     healthy = all(checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
@@ -87,10 +94,10 @@ async def ready(request: Request) -> Response:
     )
 
 
-async def health(request: Request) -> Response:
+@router.get("/health", response_model=Health, responses={503: {"model": Health, **_UNHEALTHY[503]}})
+async def health(runtime: OptionalRuntimeDep) -> Response:
     """A JSON summary for people and scripts."""
-    checks = await _checks(request)
-    runtime = getattr(request.app.state, "runtime", None)
+    checks = await _checks(runtime)
     healthy = all(checks.values())
     summary: dict[str, object] = {
         "status": "ok" if healthy else "unavailable",
@@ -101,10 +108,3 @@ async def health(request: Request) -> Response:
         summary["signing_kid"] = runtime.keys.signing.kid
         summary["token_cache_entries"] = len(runtime.authenticator.cache)
     return JSONResponse(summary, status_code=200 if healthy else 503)
-
-
-async def not_ready(request: Request) -> Response:
-    """Validate before start-up finished: refuse (fail closed)."""
-    return JSONResponse(
-        {"error": "service_unavailable", "error_description": "starting up"}, status_code=503
-    )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..cache import IDENTITY_HEADERS, CachedIdentity
-from ..errors import CredentialError, ErrorCode
+from ..errors import VALIDATE_CODES, CredentialError, ErrorCode, error_body
 from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
@@ -25,15 +25,17 @@ from ..validation import prefers_html
 from . import pages
 
 if TYPE_CHECKING:
-    from ..app import Policy, Runtime
     from ..forwarded import ForwardedRequest
+    from ..runtime import Policy, Runtime
 
 log = logging.getLogger("auth_service.validate")
 
 _ALLOWED = VALIDATE_REQUESTS.labels("allowed", "ok")
 _ANONYMOUS = VALIDATE_REQUESTS.labels("allowed", "anonymous")
 _ERROR = VALIDATE_REQUESTS.labels("error", ErrorCode.INTERNAL_ERROR.value)
-_UNAUTHORIZED = {code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for code in ErrorCode}
+_UNAUTHORIZED = {
+    code: VALIDATE_REQUESTS.labels("unauthorized", code.value) for code in VALIDATE_CODES
+}
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _REALM = 'Bearer realm="auth-service"'
@@ -215,12 +217,7 @@ async def _by_rule(
         await _send(send, 403, page.headers, request_id, page.body)
         return
     body = json.dumps(
-        {
-            "error": ErrorCode.RULE_DENIED.value,
-            "error_description": decision.reason,
-            "rule": decision.rule_id,
-            "request_id": request_id,
-        }
+        error_body(ErrorCode.RULE_DENIED, decision.reason, request_id, rule=decision.rule_id)
     ).encode()
     await _send(send, 403, [_JSON, _NO_STORE], request_id, body)
 
@@ -309,9 +306,7 @@ async def _refuse(
 
 
 def _body(code: ErrorCode, description: str, request_id: str) -> bytes:
-    return json.dumps(
-        {"error": code.value, "error_description": description, "request_id": request_id}
-    ).encode()
+    return json.dumps(error_body(code, description, request_id)).encode()
 
 
 async def _send(

@@ -1,0 +1,194 @@
+"""The runtime: what the lifespan opens (pool, keys, authenticator, ...), built and reloaded
+here, and read by every route through a typed dependency.
+
+It lives apart from the application module so that routes import it and never the
+application itself (which imports the routes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from .cache import TokenCache
+from .config import FileConfig, load_config
+from .errors import ConfigurationError
+from .forwarded import TrustedProxies
+from .issuers import IssuerRegistry
+from .keys import KeySet
+from .metrics import VALIDATE_REQUESTS
+from .passwords import PasswordWorkers
+from .policy import Rule, compile_rules
+from .sessions import Lifetimes, RevocationList
+from .settings import Settings
+from .throttle import ThrottlePolicy
+from .tokens import TokenParameters
+from .validation import Authenticator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The access rules in force, with a pre-bound 403 counter for each rule id (the only
+    values the ``reason`` label of a forbidden outcome can take)."""
+
+    rules: tuple[Rule, ...]
+    forbidden: dict[str, Any]
+    names_hosts: bool = False  # some rule names a host: a request must say which host
+
+    @classmethod
+    def from_config(cls, config: FileConfig) -> Policy:
+        rules = compile_rules(config.rules)
+        return cls(
+            rules,
+            {r.id: VALIDATE_REQUESTS.labels("forbidden", r.id) for r in rules},
+            names_hosts=any(r.host is not None for r in rules),
+        )
+
+
+def read_config(settings: Settings) -> FileConfig:
+    """The configuration file named by AUTH_CONFIG, or an empty configuration."""
+    return load_config(settings.config) if settings.config else FileConfig()
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the lifespan opens, owned by one application instance."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    keys: KeySet
+    token_params: TokenParameters
+    authenticator: Authenticator
+    passwords: PasswordWorkers
+    trusted_proxies: TrustedProxies
+    csrf_key: bytes
+    login_url: str
+    revocations: RevocationList
+    lifetimes: Lifetimes
+    policy: Policy
+    issuers: IssuerRegistry
+    throttle: ThrottlePolicy
+    metrics_allow: TrustedProxies | None  # None: everyone
+
+    def state_gauges(self) -> dict[str, float]:
+        """What /metrics reports about this process's state."""
+        return {
+            "auth_db_pool_connections": self.pool.get_size(),
+            "auth_db_pool_idle_connections": self.pool.get_idle_size(),
+            "auth_db_pool_max_connections": self.pool.get_max_size(),
+            "auth_revoked_sessions": len(self.revocations),
+            "auth_token_cache_entries": len(self.authenticator.cache),
+            "auth_signing_keys": len(self.keys.verifying),
+        }
+
+    def use_keys(self, key_set: KeySet) -> None:
+        """Sign and verify with a new key set (a rotation seen by ``sync``)."""
+        self.keys = key_set
+        self.authenticator.use_keys(key_set)
+
+
+def token_parameters(settings: Settings) -> TokenParameters:
+    """The token checks, taken from the settings once."""
+    return TokenParameters(
+        issuer=settings.token_issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        leeway_seconds=settings.leeway_seconds,
+        max_length=settings.token_max_length,
+        max_lifetime_seconds=max(settings.access_token_ttl_seconds, settings.session_ttl_seconds),
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    key_set: KeySet,
+    csrf_key: bytes,
+    file_config: FileConfig,
+    issuers: IssuerRegistry,
+    trusted_proxies: TrustedProxies,
+) -> Runtime:
+    """The runtime from what start-up opened and read."""
+    params = token_parameters(settings)
+    revocations = RevocationList()
+    cache = TokenCache(settings.token_cache_max_entries)
+    return Runtime(
+        settings=settings,
+        pool=pool,
+        keys=key_set,
+        token_params=params,
+        authenticator=Authenticator(
+            key_set, params, cache, settings.session_cookie_name, revocations, issuers
+        ),
+        passwords=PasswordWorkers(settings.password_hash_workers),
+        trusted_proxies=trusted_proxies,
+        csrf_key=csrf_key,
+        login_url=settings.public_url + "/login",
+        revocations=revocations,
+        lifetimes=Lifetimes.from_settings(settings),
+        policy=Policy.from_config(file_config),
+        issuers=issuers,
+        throttle=ThrottlePolicy.from_settings(settings),
+        metrics_allow=TrustedProxies(settings.metrics_allow) if settings.metrics_allow else None,
+    )
+
+
+def reload_config(runtime: Runtime) -> bool:
+    """SIGHUP: read the configuration file again. A bad file is refused (ERROR) and the rules
+    and issuers in force stay; a good one replaces them. True when the new file took effect."""
+    try:
+        config = read_config(runtime.settings)
+    except ConfigurationError as e:
+        log.error(
+            "configuration reload refused; the previous configuration stays",
+            extra={"error": str(e)},
+        )
+        return False
+    runtime.policy = Policy.from_config(config)
+    added = runtime.issuers.reconfigure(config.issuers)
+    runtime.authenticator.cache.clear()  # decisions may depend on issuer settings
+    _background(runtime.issuers.refresh_some(added))
+    log.info(
+        "configuration reloaded", extra={"rules": len(config.rules), "issuers": len(config.issuers)}
+    )
+    return True
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _background(work: Any) -> None:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def install_signal_handlers(runtime: Runtime) -> list[int]:
+    """SIGHUP reloads the configuration file; SIGUSR1 refreshes every issuer's JWKS."""
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    handlers = {
+        signal.SIGHUP: lambda: reload_config(runtime),
+        signal.SIGUSR1: lambda: _background(runtime.issuers.refresh_all()),
+    }
+    for number, handler in handlers.items():
+        try:
+            loop.add_signal_handler(number, handler)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread (an embedding host): no signals
+        installed.append(number)
+    return installed
+
+
+def remove_signal_handlers(numbers: list[int]) -> None:
+    """Undo ``install_signal_handlers`` (the lifespan ends)."""
+    loop = asyncio.get_running_loop()
+    for number in numbers:
+        loop.remove_signal_handler(number)
