@@ -73,15 +73,15 @@ def _headers(described: dict[str, str]) -> dict[str, Any]:
     openapi_extra={"security": [{"bearer": []}, {"session": []}, {}]},
 )
 async def validate(
-    accept: Annotated[str | None, Header(description="text/html: a browser")] = None,
-    x_forwarded_method: Annotated[str | None, Header()] = None,
-    x_forwarded_proto: Annotated[str | None, Header()] = None,
-    x_forwarded_host: Annotated[str | None, Header()] = None,
-    x_forwarded_uri: Annotated[str | None, Header()] = None,
-    x_forwarded_for: Annotated[str | None, Header()] = None,
-    x_original_uri: Annotated[str | None, Header(description="nginx")] = None,
-    x_original_method: Annotated[str | None, Header(description="nginx")] = None,
-    x_request_id: Annotated[str | None, Header(description="from a trusted proxy")] = None,
+    accept: Annotated[str, Header(description="text/html: a browser")] = "",
+    x_forwarded_method: Annotated[str, Header()] = "",
+    x_forwarded_proto: Annotated[str, Header()] = "",
+    x_forwarded_host: Annotated[str, Header()] = "",
+    x_forwarded_uri: Annotated[str, Header()] = "",
+    x_forwarded_for: Annotated[str, Header()] = "",
+    x_original_uri: Annotated[str, Header(description="nginx")] = "",
+    x_original_method: Annotated[str, Header(description="nginx")] = "",
+    x_request_id: Annotated[str, Header(description="from a trusted proxy")] = "",
 ) -> Response:
     """The proxy's question, any method: the request it received, in the forwarded headers
     (only from a trusted proxy), and the client's credential (a Bearer token, or the
@@ -124,6 +124,7 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     request_id = {"description": "the request's id, as in our logs", **_TEXT}
     for operations in doc["paths"].values():
         for operation in operations.values():
+            _no_null_body(operation)
             for status, answer in operation.get("responses", {}).items():
                 if status == "422":
                     answer["description"] = "a field is missing, of the wrong type, or too long"
@@ -132,3 +133,14 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     }
                 answer.setdefault("headers", {})["X-Request-Id"] = request_id
     return doc
+
+
+def _no_null_body(operation: dict[str, Any]) -> None:
+    """An optional body is absent, never JSON ``null`` (FastAPI says ``anyOf [model,
+    null]`` for ``Model | None``; ``null`` is refused like any body that is no object)."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        choices = media.get("schema", {}).get("anyOf")
+        if choices:
+            kept = [choice for choice in choices if choice.get("type") != "null"]
+            if len(kept) == 1:
+                media["schema"] = kept[0]
