@@ -40,9 +40,24 @@ def _headers(described: dict[str, str]) -> dict[str, Any]:
     return {name: {"description": text, **_TEXT} for name, text in described.items()}
 
 
-@validate_router.api_route(
-    VALIDATE_PATH,
-    methods=VALIDATE_METHODS,
+async def validate(
+    accept: Annotated[str, Header(description="text/html: a browser")] = "",
+    x_forwarded_method: Annotated[str, Header()] = "",
+    x_forwarded_proto: Annotated[str, Header()] = "",
+    x_forwarded_host: Annotated[str, Header()] = "",
+    x_forwarded_uri: Annotated[str, Header()] = "",
+    x_forwarded_for: Annotated[str, Header()] = "",
+    x_original_uri: Annotated[str, Header(description="nginx")] = "",
+    x_original_method: Annotated[str, Header(description="nginx")] = "",
+    x_request_id: Annotated[str, Header(description="from a trusted proxy")] = "",
+) -> Response:
+    """The proxy's question, any method: the request it received, in the forwarded headers
+    (only from a trusted proxy), and the client's credential (a Bearer token, or the
+    session cookie)."""
+    return error_response(ErrorCode.SERVICE_UNAVAILABLE, "starting up", 503)
+
+
+_VALIDATE_DECLARATION: dict[str, Any] = dict(
     response_class=Response,
     summary="May this request pass, and as whom?",
     responses={
@@ -72,21 +87,14 @@ def _headers(described: dict[str, str]) -> dict[str, Any]:
     },
     openapi_extra={"security": [{"bearer": []}, {"session": []}, {}]},
 )
-async def validate(
-    accept: Annotated[str, Header(description="text/html: a browser")] = "",
-    x_forwarded_method: Annotated[str, Header()] = "",
-    x_forwarded_proto: Annotated[str, Header()] = "",
-    x_forwarded_host: Annotated[str, Header()] = "",
-    x_forwarded_uri: Annotated[str, Header()] = "",
-    x_forwarded_for: Annotated[str, Header()] = "",
-    x_original_uri: Annotated[str, Header(description="nginx")] = "",
-    x_original_method: Annotated[str, Header(description="nginx")] = "",
-    x_request_id: Annotated[str, Header(description="from a trusted proxy")] = "",
-) -> Response:
-    """The proxy's question, any method: the request it received, in the forwarded headers
-    (only from a trusted proxy), and the client's credential (a Bearer token, or the
-    session cookie)."""
-    return error_response(ErrorCode.SERVICE_UNAVAILABLE, "starting up", 503)
+for _method in VALIDATE_METHODS:  # one operation each, with an id of its own
+    validate_router.add_api_route(
+        VALIDATE_PATH,
+        validate,
+        methods=[_method],
+        operation_id=f"validate_{_method.lower()}",
+        **_VALIDATE_DECLARATION,
+    )
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:

@@ -3,9 +3,9 @@
 A gate must not load scripts from elsewhere: Swagger UI's JavaScript and CSS come from the
 ``fastapi-offline`` package and are served by us, and the page's Content-Security-Policy
 names exactly those files (and our own few lines that start it), by full URL. The page
-fetches nothing but our own ``/openapi.json`` (and, for "Try it out", our own routes);
-``validatorUrl: null`` keeps Swagger UI from showing a badge fetched from its public
-validator.
+fetches nothing but our own ``/openapi.json`` (and, for "Try it out", our own routes):
+the plain layout has no badge from Swagger's public validator, and ``validatorUrl: null``
+says so again should the layout change.
 """
 
 from __future__ import annotations
