@@ -78,6 +78,10 @@ class AuthServiceApp:
             return
         if scope["type"] == "lifespan":
             send = self._concise_startup_failure(send)
+        elif scope["type"] == "http" and scope["method"] == "HEAD":
+            # HEAD is GET without the body (the server leaves it out), as Starlette's own
+            # routes answer it; FastAPI's take only the methods they name.
+            scope = {**scope, "method": "GET"}
         await self.router(scope, receive, send)
 
     def _concise_startup_failure(self, send: Any) -> Any:
@@ -187,13 +191,12 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
-    app.include_router(validate_router)
-    app.include_router(api.router)
-    app.include_router(browser.router)
-    app.include_router(meta.router)
+    routers = [validate_router, api.router, browser.router, meta.router]
     if settings.api_docs:
-        app.include_router(docs.router)
-    install_error_handlers(app)
+        routers.append(docs.router)
+    for router in routers:
+        app.include_router(router)
+    install_error_handlers(app, routers)
     install_openapi(app, settings)
     return app
 

@@ -10,16 +10,16 @@ the problem, not pydantic's internals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from ..errors import AuthServiceError, DatabaseError, ErrorCode, error_body
 from ..logs import request_id_var
@@ -66,24 +66,34 @@ def error_response(
     )
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path (Starlette names only the first route's)."""
+def _allowed_methods(routes: Sequence[BaseRoute], request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's),
+    HEAD wherever GET is (``AuthServiceApp`` answers HEAD as GET)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in routes:
         if isinstance(route, Route) and route.methods:
             match, _ = route.matches(request.scope)
             if match is not Match.NONE:
                 methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+def _http_error(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def render(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers.pop("Allow", None)
+            headers["allow"] = _allowed_methods(routes, request)
+        return _http_error_response(request, exc, headers)
+
+    return render
+
+
+def _http_error_response(request: Request, exc: HTTPException, headers: dict[str, str]) -> Response:
     status = exc.status_code
-    headers = dict(exc.headers or {})
-    if status == 405:
-        headers["allow"] = _allowed_methods(request)
-        headers.pop("Allow", None)
     if pages.wants_html(request):
         return pages.error_page(status, str(exc.detail), headers=headers)
     code = _BY_STATUS.get(status, ErrorCode.INVALID_REQUEST)
@@ -132,9 +142,11 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.INTERNAL_ERROR, "internal error", 500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every error of ``app`` through this module."""
-    app.add_exception_handler(HTTPException, _http_error)
+def install_error_handlers(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Route every error of ``app`` through this module; ``routers`` are those included in
+    ``app``, whose routes a 405's ``Allow`` names."""
+    routes = [*app.router.routes, *(route for router in routers for route in router.routes)]
+    app.add_exception_handler(HTTPException, _http_error(routes))
     app.add_exception_handler(RequestValidationError, _invalid_fields)
     app.add_exception_handler(asyncpg.DataError, _unstorable)
     for kind in (AuthServiceError, *_UNAVAILABLE):
