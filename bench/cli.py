@@ -51,6 +51,7 @@ PACKAGES = (
     "uvicorn",
     "uvloop",
     "httptools",
+    "fastapi",
     "starlette",
     "prometheus-client",
     "PyJWT",

@@ -71,6 +71,16 @@ async def test_login_host_does_not_publish_operator_endpoints(stack: Stack) -> N
     assert httpx.get(stack.auth.url + "/metrics").status_code == 200
 
 
+@pytest.mark.parametrize("stack_env", [{"AUTH_API_DOCS": "true"}])
+async def test_login_host_does_not_publish_the_api_docs(stack: Stack) -> None:
+    for path in ("/docs", "/DOCS", "/docs/swagger-ui-bundle.js", "/%64ocs"):
+        response = httpx.get(stack.url("auth", path), headers=stack.headers("auth"))
+        assert response.status_code == 404, (path, response.text[:200])
+        assert "swagger" not in response.text.lower()
+    # Turned on, they answer on auth-service's own port: Caddy is what keeps them inside.
+    assert httpx.get(stack.auth.url + "/docs").status_code == 200
+
+
 async def test_login_host_serves_the_login_api_and_keys(stack: Stack) -> None:
     keys = httpx.get(stack.url("auth", "/.well-known/jwks.json"), headers=stack.headers("auth"))
     assert keys.status_code == 200 and keys.json()["keys"]
