@@ -1,4 +1,4 @@
-"""Request context for the Starlette routes: the request id and the client's address, each
+"""Request context for the FastAPI routes: the request id and the client's address, each
 decided once per request."""
 
 from __future__ import annotations
