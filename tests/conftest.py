@@ -205,6 +205,13 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
             process.wait(10)
 
 
+def stop_proxy(process: subprocess.Popen[bytes]) -> None:
+    """Stop a proxy (Traefik, nginx, Caddy) at the end of a test. A proxy keeps no data, and
+    Traefik's graceful stop waits about two seconds for idle connections: with over fifty
+    Traefik stacks in the suite, that alone was two minutes of waiting for nothing."""
+    stop_process(process, grace=0.3)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for a CLI or server subprocess: ours without AUTH_*, plus the test
     key-encryption key and ``extra`` (``AUTH_KEY_ENCRYPTION_KEY=""`` leaves it unset)."""

@@ -39,7 +39,7 @@ from ..conftest import (
     drop_database,
     free_port,
     start_served,
-    stop_process,
+    stop_proxy,
     with_database,
 )
 from ..e2e.conftest import DEMO_DOMAIN, _start_nginx, _start_traefik, start_echo
@@ -217,7 +217,7 @@ def layout(
         )
     finally:
         for process in reversed(processes):
-            stop_process(process)
+            stop_proxy(process)
         if auth is not None:
             auth.stop()
         in_thread(lambda: drop_database(server_url, database_url))

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from ..conftest import Served, free_port, stop_process
+from ..conftest import Served, free_port, stop_process, stop_proxy
 
 REPO = Path(__file__).resolve().parents[2]
 # The parent domain of the demo's sites (traefik/dynamic.yml, nginx/auth-service.conf).
@@ -340,4 +340,4 @@ def stack(
         wait_for_routes(stack)
         yield stack
     finally:
-        stop_process(proxy)
+        stop_proxy(proxy)

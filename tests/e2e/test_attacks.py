@@ -30,6 +30,7 @@ from ..conftest import (
     free_port,
     start_served,
     stop_process,
+    stop_proxy,
     with_database,
 )
 from .conftest import (
@@ -213,7 +214,7 @@ def proxies(auth: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield guarded
     finally:
         for process in started:
-            stop_process(process)
+            stop_proxy(process)
         stop_process(echo)
 
 

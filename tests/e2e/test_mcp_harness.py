@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from ..conftest import PASSWORD, Served, create_user, free_port, stop_process
+from ..conftest import PASSWORD, Served, create_user, free_port, stop_proxy
 from .conftest import TraefikEdit, _start_traefik
 
 
@@ -82,7 +82,7 @@ def mcp_stack(
             time.sleep(0.1)
         yield stack
     finally:
-        stop_process(proxy)
+        stop_proxy(proxy)
 
 
 async def whoami(url: str, **headers: str) -> dict[str, Any]:
