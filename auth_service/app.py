@@ -59,6 +59,17 @@ async def _announce_first_user(pool: asyncpg.Pool) -> None:
         )
 
 
+def _announce_oauth(settings: Settings) -> None:
+    """One line when the authorization server is off by default for want of a usable issuer."""
+    if settings.oauth_enabled is None and not settings.oauth_active:
+        log.warning(
+            "OAuth authorization server off: the issuer %r %s (set AUTH_PUBLIC_URL or "
+            "AUTH_ISSUER, or AUTH_OAUTH_ENABLED=false to silence this)",
+            settings.token_issuer,
+            settings.oauth_issuer_problem,
+        )
+
+
 class AuthServiceApp:
     """The ASGI application: validate on its fast path, everything else through FastAPI."""
 
@@ -123,6 +134,7 @@ class AuthServiceApp:
                     key_set = await keys.load_key_set(conn, ring)
                     csrf_key = await load_csrf_key(conn, ring)
                 await _announce_first_user(pool)
+                _announce_oauth(settings)
                 issuers = IssuerRegistry(
                     file_config.issuers,
                     http,

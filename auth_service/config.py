@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigurationError
 from .globs import glob_problem
+from .oauth.urls import check_canonical
 
 # Public-key algorithms only: a MAC algorithm would let anyone holding the public key sign.
 ASYMMETRIC_ALGORITHMS = (
@@ -137,11 +138,48 @@ class RuleConfig(_Strict):
         return self
 
 
+# A scope token (RFC 6749 §3.3): printable ASCII but space, double quote and backslash.
+_SCOPE = r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$"
+
+
+class ResourceConfig(_Strict):
+    """A resource OAuth access tokens may be made for (RFC 8707): an MCP server, say."""
+
+    url: str = Field(max_length=2000)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    scopes: tuple[str, ...] = Field(min_length=1)
+    rules: tuple[str, ...] = ()
+
+    @field_validator("url")
+    @classmethod
+    def _canonical_url(cls, value: str) -> str:
+        # Clients compare the resource as a string with what they called: one spelling only.
+        problem = check_canonical(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in value if not re.fullmatch(_SCOPE, s)]
+        if bad:
+            raise ValueError(f"not a scope token: {', '.join(map(repr, bad))}")
+        if "offline_access" in value:
+            raise ValueError(
+                "offline_access is not a resource scope (the authorization server adds it)"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("each scope may appear only once")
+        return value
+
+
 class FileConfig(_Strict):
     """The whole file."""
 
     issuers: tuple[IssuerConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    resources: tuple[ResourceConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> FileConfig:
@@ -152,7 +190,27 @@ class FileConfig(_Strict):
         names = [i.issuer for i in self.issuers]
         if len(set(names)) != len(names):
             raise ValueError("each issuer may appear only once")
+        self._check_resources()
         return self
+
+    def _check_resources(self) -> None:
+        urls = [r.url for r in self.resources]
+        duplicates = sorted({u for u in urls if urls.count(u) > 1})
+        if duplicates:
+            raise ValueError(f"resource urls must be unique: {', '.join(duplicates)}")
+        rules = {r.id: r for r in self.rules}
+        for index, resource in enumerate(self.resources):
+            for rule_id in resource.rules:
+                rule = rules.get(rule_id)
+                if rule is None:
+                    raise ValueError(f"resources[{index}].rules: no rule has id {rule_id!r}")
+                beyond = sorted(set(rule.scopes) - set(resource.scopes))
+                if beyond:
+                    raise ValueError(
+                        f"resources[{index}].rules: rule {rule_id!r} requires "
+                        f"{', '.join(beyond)}, which is not in the resource's scopes "
+                        "(no client could ever get it)"
+                    )
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -54,6 +54,22 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     FORBIDDEN = "forbidden"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    # OAuth 2.1 (RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707, OpenID prompt=none):
+    # the codes clients act on, raised as ``oauth.errors.OAuthError`` subclasses.
+    INVALID_CLIENT = "invalid_client"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    UNSUPPORTED_RESPONSE_TYPE = "unsupported_response_type"
+    INVALID_SCOPE = "invalid_scope"
+    INVALID_TARGET = "invalid_target"
+    ACCESS_DENIED = "access_denied"
+    INVALID_REDIRECT_URI = "invalid_redirect_uri"
+    INVALID_CLIENT_METADATA = "invalid_client_metadata"
+    LOGIN_REQUIRED = "login_required"
+    CONSENT_REQUIRED = "consent_required"
+    # The resource-server side: a token for another resource, scopes a rule needs.
+    WRONG_RESOURCE = "wrong_resource"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
 
 
 # The codes a refusal of validate can carry: its metrics pre-bind a child for each.

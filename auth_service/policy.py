@@ -40,7 +40,7 @@ class Rule:
     def matches(self, host: str, path: str, method: str) -> bool:
         if self.methods is not None and method not in self.methods:
             return False
-        if self.host is not None and not _host_matches(self.host, host):
+        if self.host is not None and not host_matches(self.host, host):
             return False
         return self.path.matches(path)
 
@@ -80,7 +80,8 @@ def _methods(names: tuple[str, ...] | None) -> frozenset[str] | None:
     return methods | {"HEAD"} if "GET" in methods else methods
 
 
-def _host_matches(rule_host: str, host: str) -> bool:
+def host_matches(rule_host: str, host: str) -> bool:
+    """Whether a rule's ``host`` (``*.`` for any subdomain) names ``host`` (port ignored)."""
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     host = host.rstrip(".").lower()
     if rule_host.startswith("*."):

@@ -22,6 +22,7 @@ from .forwarded import TrustedProxies
 from .issuers import IssuerRegistry
 from .keys import KeySet
 from .metrics import VALIDATE_REQUESTS
+from .oauth.resources import ResourceSet
 from .passwords import PasswordWorkers
 from .policy import Rule, compile_rules
 from .sessions import Lifetimes, RevocationList
@@ -73,6 +74,7 @@ class Runtime:
     revocations: RevocationList
     lifetimes: Lifetimes
     policy: Policy
+    resources: ResourceSet  # OAuth resources (oauth/resources.py), reloaded with the rules
     issuers: IssuerRegistry
     throttle: ThrottlePolicy
     metrics_allow: TrustedProxies | None  # None: everyone
@@ -134,6 +136,7 @@ def build_runtime(
         revocations=revocations,
         lifetimes=Lifetimes.from_settings(settings),
         policy=Policy.from_config(file_config),
+        resources=ResourceSet(file_config.resources, file_config.rules),
         issuers=issuers,
         throttle=ThrottlePolicy.from_settings(settings),
         metrics_allow=TrustedProxies(settings.metrics_allow) if settings.metrics_allow else None,
@@ -152,11 +155,17 @@ def reload_config(runtime: Runtime) -> bool:
         )
         return False
     runtime.policy = Policy.from_config(config)
+    runtime.resources = ResourceSet(config.resources, config.rules)
     added = runtime.issuers.reconfigure(config.issuers)
     runtime.authenticator.cache.clear()  # decisions may depend on issuer settings
     _background(runtime.issuers.refresh_some(added))
     log.info(
-        "configuration reloaded", extra={"rules": len(config.rules), "issuers": len(config.issuers)}
+        "configuration reloaded",
+        extra={
+            "rules": len(config.rules),
+            "issuers": len(config.issuers),
+            "resources": len(config.resources),
+        },
     )
     return True
 

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .oauth.urls import check_canonical
+
 # Loopback and the private ranges: where a reverse proxy in front of us normally lives.
 DEFAULT_TRUSTED_PROXIES = (
     "127.0.0.0/8",
@@ -30,6 +32,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A host name, optionally with a leading dot meaning "this domain and its subdomains".
 _DOMAIN = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
+
+# Schemes a private-use redirect setting may not name: they have rules of their own.
+_WEB_SCHEMES = {"http", "https", "javascript", "data", "file", "blob", "about", "vbscript"}
 
 # The pre-session cookie's name before its prefix (see ``Settings.presession_cookie_name``).
 PRESESSION_COOKIE = "auth_presession"
@@ -115,6 +120,21 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     access_log: bool = False
 
+    # The OAuth authorization server (issue 15). Unset: on when the issuer can serve it.
+    oauth_enabled: bool | None = None
+    oauth_registration: Literal["open", "token", "closed"] = "open"
+    oauth_registration_token: SecretStr | None = None  # the initial access token (token mode)
+    oauth_register_per_address: int = Field(default=20, ge=1, le=100_000)  # per hour
+    oauth_cimd: bool = True  # https client_ids: Client ID Metadata Documents
+    oauth_cimd_allow_private: bool = False  # development: fetch from loopback/private addresses
+    oauth_cimd_max_bytes: int = Field(default=5120, ge=512, le=65_536)
+    oauth_cimd_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    oauth_code_ttl_seconds: int = Field(default=60, ge=5, le=60)
+    oauth_flow_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    oauth_access_token_ttl_seconds: int | None = Field(default=None, ge=30, le=86_400)
+    # Private-use URI schemes a native client may redirect to (``cursor``); none by default.
+    oauth_redirect_schemes: Annotated[tuple[str, ...], NoDecode] = ()
+
     # Password hashing runs in this many threads, so logins cannot starve the event loop.
     password_hash_workers: int = Field(default=2, ge=1, le=64)
 
@@ -170,6 +190,24 @@ class Settings(BaseSettings):
             return tuple(domains)
         return value
 
+    @field_validator("oauth_redirect_schemes", mode="before")
+    @classmethod
+    def _parse_schemes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            schemes = tuple(str(item).strip().lower() for item in value)
+            for scheme in schemes:
+                if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) or scheme in _WEB_SCHEMES:
+                    raise ValueError(f"not a private-use URI scheme: {scheme!r}")
+            return schemes
+        return value
+
+    @field_validator("oauth_registration_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("cookie_domain", mode="before")
     @classmethod
     def _check_cookie_domain(cls, value: object) -> object:
@@ -204,6 +242,41 @@ class Settings(BaseSettings):
                 f"token_max_length ({self.token_max_length}) characters"
             )
         return self
+
+    @model_validator(mode="after")
+    def _oauth_usable(self) -> Settings:
+        if self.oauth_enabled and self.oauth_issuer_problem is not None:
+            raise ValueError(
+                f"AUTH_OAUTH_ENABLED is true but the issuer {self.token_issuer!r} "
+                f"{self.oauth_issuer_problem}"
+            )
+        if self.oauth_registration == "token" and self.oauth_registration_token is None:
+            raise ValueError("AUTH_OAUTH_REGISTRATION=token needs AUTH_OAUTH_REGISTRATION_TOKEN")
+        return self
+
+    @property
+    def oauth_issuer_problem(self) -> str | None:
+        """Why the issuer cannot be an OAuth authorization server's, or None.
+
+        Clients compare it byte for byte with what they render (lower-case host, no default
+        port, no trailing slash), so only the canonical spelling works; and every well-known
+        document is served at the root, so it has no path.
+        """
+        problem = check_canonical(self.token_issuer, allow_path=False)
+        return None if problem is None else f"cannot be an OAuth issuer: {problem}"
+
+    @property
+    def oauth_active(self) -> bool:
+        """Whether the authorization server is served: explicitly on, or on by default when
+        the issuer can serve it (``AUTH_OAUTH_ENABLED=false`` turns it off)."""
+        if self.oauth_enabled is None:
+            return self.oauth_issuer_problem is None
+        return self.oauth_enabled
+
+    @property
+    def oauth_access_token_ttl(self) -> int:
+        """The lifetime of OAuth access tokens: their own setting, else our tokens'."""
+        return self.oauth_access_token_ttl_seconds or self.access_token_ttl_seconds
 
     @property
     def public_origin(self) -> str:

@@ -60,13 +60,19 @@ def issue_access_token(
     scopes: tuple[str, ...] = (),
     ttl_seconds: int | None = None,
     session_cookie: bool = False,
+    resource: str | None = None,
+    client_id: str | None = None,
 ) -> tuple[str, int]:
     """Sign an access token for ``user``; returns (token, lifetime in seconds).
 
     ``session_id`` becomes the ``sid`` claim that ties the token to the login it came from;
     ``ttl_seconds`` overrides the lifetime (browser sessions); ``session_cookie`` types the
-    token for the session cookie only.
+    token for the session cookie only. An OAuth access token names its ``resource`` as its
+    ``aud`` (RFC 8707: no other server may accept it) and the ``client_id`` it was issued to
+    (RFC 9068 §2.2); both or neither.
     """
+    if (resource is None) != (client_id is None):
+        raise ValueError("an OAuth access token names both its resource and its client")
     if not session_id:
         raise ValueError("every token we issue belongs to a session")
     ttl = ttl_seconds or params.ttl_seconds
@@ -76,7 +82,7 @@ def issue_access_token(
     claims: dict[str, Any] = {
         "iss": params.issuer,
         "sub": user.id,
-        "aud": params.audience,
+        "aud": resource if resource is not None else params.audience,
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
@@ -85,6 +91,8 @@ def issue_access_token(
         "preferred_username": user.username,
         "groups": list(user.groups),
     }
+    if client_id is not None:
+        claims["client_id"] = client_id
     if scopes:
         claims["scope"] = " ".join(scopes)
     key = keys.signing
