@@ -23,7 +23,7 @@ from .issuers import IssuerRegistry
 from .key_encryption import KeyRing, load_key_ring
 from .logs import configure_logging
 from .openapi import VALIDATE_PATH, install_openapi, validate_router
-from .routes import api, browser, docs, meta
+from .routes import api, browser, docs, meta, oauth, oauth_authorize, oauth_consents
 from .routes.context import RequestContextMiddleware
 from .routes.errors import install_error_handlers
 from .routes.validate import validate_endpoint
@@ -196,7 +196,8 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
     app = FastAPI(
         title="auth-service",
         version=version("auth-service"),
-        description="Authentication gate for reverse proxies: validate, login, sessions.",
+        description="Authentication gate for reverse proxies: validate, login, sessions, "
+        "and an OAuth 2.1 authorization server for MCP clients.",
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -204,6 +205,8 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
         lifespan=lifespan,
     )
     routers = [validate_router, api.router, browser.router, meta.router]
+    if settings.oauth_active:
+        routers += [oauth.router, oauth_authorize.router, oauth_consents.router]
     if settings.api_docs:
         routers.append(docs.router)
     for router in routers:

@@ -21,11 +21,15 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 # The client's address (``forwarded.client_address``), set once per request by the HTTP layer
 # for every route but validate, whose lines name their ``client_ip`` themselves.
 client_ip_var: ContextVar[str | None] = ContextVar("client_ip", default=None)
+# The OAuth flow a request belongs to (oauth/flows.py), from /authorize to the first token:
+# set by the OAuth routes, and by /login when it resumes a flow.
+flow_id_var: ContextVar[str | None] = ContextVar("flow_id", default=None)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _SECRET_FIELD = re.compile(
-    r"(?i)(\"?(?:password|refresh_token|access_token)\"?\s*[:=]\s*)(\"[^\"]*\"|\S+)"
+    r"(?i)(\"?(?:password|refresh_token|access_token|client_secret|code_verifier)\"?\s*[:=]\s*)"
+    r"(\"[^\"]*\"|\S+)"
 )
 
 
@@ -74,7 +78,8 @@ def redact(text: str) -> str:
 
 
 class _ContextFilter(logging.Filter):
-    """Adds ``request_id`` (and ``client_ip`` within a request) to every record and redacts
+    """Adds ``request_id`` (and ``client_ip`` within a request, ``flow_id`` within an OAuth
+    flow) to every record and redacts
     the rendered message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -84,6 +89,10 @@ class _ContextFilter(logging.Filter):
             client_ip = client_ip_var.get()
             if client_ip is not None:
                 record.client_ip = client_ip
+        if not hasattr(record, "flow_id"):
+            flow_id = flow_id_var.get()
+            if flow_id is not None:
+                record.flow_id = flow_id
         record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
         if record.args:
             record.msg = record.getMessage()

@@ -63,6 +63,58 @@ JWKS_FETCHES = Counter(
     ["issuer", "outcome"],
 )
 
+# The OAuth endpoints by outcome: a bounded set of labels, every child made here so that
+# /metrics shows zeros (no label ever comes from a request).
+OAUTH_ENDPOINTS: tuple[str, ...] = (
+    "resource_metadata",
+    "server_metadata",
+    "register",
+    "authorize",
+    "consent",
+    "token",
+    "revoke",
+)
+OAUTH_OUTCOMES: tuple[str, ...] = (
+    "ok",
+    "login",
+    "consent",
+    "code",
+    "denied",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "unsupported_response_type",
+    "invalid_scope",
+    "invalid_target",
+    "access_denied",
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
+    "login_required",
+    "consent_required",
+    "invalid_token",
+    "not_found",
+    "too_many_attempts",
+    "internal_error",
+)
+OAUTH_REQUESTS = Counter(
+    "auth_oauth_requests",
+    "OAuth authorization-server and resource-metadata requests, by endpoint and outcome.",
+    ["endpoint", "outcome"],
+)
+for _endpoint in OAUTH_ENDPOINTS:
+    for _outcome in OAUTH_OUTCOMES:
+        OAUTH_REQUESTS.labels(_endpoint, _outcome)
+
+
+def count_oauth(endpoint: str, outcome: str) -> None:
+    """Count one OAuth request; an outcome outside the set counts as ``internal_error``."""
+    OAUTH_REQUESTS.labels(
+        endpoint, outcome if outcome in OAUTH_OUTCOMES else "internal_error"
+    ).inc()
+
+
 CACHE_HIT = TOKEN_CACHE.labels("hit")
 CACHE_MISS = TOKEN_CACHE.labels("miss")
 

@@ -104,7 +104,11 @@ def token_parameters(settings: Settings) -> TokenParameters:
         ttl_seconds=settings.access_token_ttl_seconds,
         leeway_seconds=settings.leeway_seconds,
         max_length=settings.token_max_length,
-        max_lifetime_seconds=max(settings.access_token_ttl_seconds, settings.session_ttl_seconds),
+        max_lifetime_seconds=max(
+            settings.access_token_ttl_seconds,
+            settings.session_ttl_seconds,
+            settings.oauth_access_token_ttl,
+        ),
     )
 
 

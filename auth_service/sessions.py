@@ -46,7 +46,11 @@ class Lifetimes:
     @classmethod
     def from_settings(cls, settings: Settings) -> Lifetimes:
         """Session and refresh-token lifetimes, taken from the settings once."""
-        longest_token = max(settings.access_token_ttl_seconds, settings.session_ttl_seconds)
+        longest_token = max(
+            settings.access_token_ttl_seconds,
+            settings.session_ttl_seconds,
+            settings.oauth_access_token_ttl,
+        )
         return cls(
             refresh_idle=settings.refresh_idle_ttl_seconds,
             session_absolute=settings.refresh_absolute_ttl_seconds,
@@ -62,6 +66,19 @@ class SessionGrant:
     user_id: str
     refresh_token: str
     refresh_expires_in: int
+    # An OAuth session's binding (oauth/grants.py); None and () for a login.
+    resource: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthBinding:
+    """What an OAuth session is bound to: the client it was issued to and the resource."""
+
+    client_id: str
+    resource: str
+    scopes: tuple[str, ...]
+    flow_id: str | None = None
 
 
 def _hash(token: str) -> bytes:
@@ -87,29 +104,48 @@ async def _new_refresh_token(
 
 
 async def start_session(
-    conn: Connection, user_id: str, lifetimes: Lifetimes, *, absolute: int | None = None
+    conn: Connection,
+    user_id: str,
+    lifetimes: Lifetimes,
+    *,
+    absolute: int | None = None,
+    oauth: OAuthBinding | None = None,
 ) -> SessionGrant:
-    """A new session for ``user_id`` with its first refresh token."""
+    """A new session for ``user_id`` with its first refresh token; ``oauth`` binds it to a
+    client and resource (an OAuth grant), whose refresh tokens only that client may use."""
     session_id = secrets.token_urlsafe(16)
     expires = _now() + timedelta(seconds=absolute or lifetimes.session_absolute)
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2::uuid, $3)",
+            """
+            INSERT INTO sessions (id, user_id, expires_at, client_id, resource, scope, flow_id)
+            VALUES ($1, $2::uuid, $3, $4, $5, $6, $7)
+            """,
             session_id,
             user_id,
             expires,
+            oauth.client_id if oauth else None,
+            oauth.resource if oauth else None,
+            list(oauth.scopes) if oauth else None,
+            oauth.flow_id if oauth else None,
         )
         token, expires_in = await _new_refresh_token(
             conn, session_id, expires, lifetimes.refresh_idle
         )
-    return SessionGrant(session_id, user_id, token, expires_in)
+    if oauth is None:
+        return SessionGrant(session_id, user_id, token, expires_in)
+    return SessionGrant(session_id, user_id, token, expires_in, oauth.resource, oauth.scopes)
 
 
-async def rotate_refresh_token(conn: Connection, token: str, lifetimes: Lifetimes) -> SessionGrant:
+async def rotate_refresh_token(
+    conn: Connection, token: str, lifetimes: Lifetimes, *, client_id: str | None = None
+) -> SessionGrant:
     """Exchange a refresh token for a new one of the same session; ``RefreshRefused`` else.
 
     The row is locked, so of two concurrent exchanges of one token exactly one succeeds; the
-    other finds it retired, which is reuse: the whole session is revoked.
+    other finds it retired, which is reuse: the whole session is revoked. ``client_id`` is
+    the OAuth client presenting it (None: the login API): a token of another client's
+    session, or of an OAuth session at the login API, is unknown here.
     """
     if not token or len(token) > _MAX_REFRESH_TOKEN_LENGTH:
         raise RefreshRefused("unknown refresh token")
@@ -117,14 +153,16 @@ async def rotate_refresh_token(conn: Connection, token: str, lifetimes: Lifetime
         row = await conn.fetchrow(
             """
             SELECT rt.session_id, rt.idle_expires_at, rt.retired_at,
-                   s.user_id::text AS user_id, s.expires_at, s.revoked_at, u.disabled
+                   s.user_id::text AS user_id, s.expires_at, s.revoked_at, u.disabled,
+                   s.resource, s.scope
             FROM refresh_tokens rt
             JOIN sessions s ON s.id = rt.session_id
             JOIN users u ON u.id = s.user_id
-            WHERE rt.token_hash = $1
+            WHERE rt.token_hash = $1 AND s.client_id IS NOT DISTINCT FROM $2
             FOR UPDATE OF rt, s
             """,
             _hash(token),
+            client_id,
         )
         if row is None:
             raise RefreshRefused("unknown refresh token")
@@ -153,7 +191,31 @@ async def rotate_refresh_token(conn: Connection, token: str, lifetimes: Lifetime
     # Outside the transaction, so that a revocation for reuse is committed, not rolled back.
     if refusal is not None:
         raise RefreshRefused(refusal, revoked)
-    return SessionGrant(row["session_id"], row["user_id"], new_token, expires_in)
+    return SessionGrant(
+        row["session_id"],
+        row["user_id"],
+        new_token,
+        expires_in,
+        row["resource"],
+        tuple(row["scope"] or ()),
+    )
+
+
+async def binding_of_refresh_token(conn: Connection, token: str) -> OAuthBinding | None:
+    """The OAuth binding of a refresh token's session (None: unknown, or a login's)."""
+    if not token or len(token) > _MAX_REFRESH_TOKEN_LENGTH:
+        return None
+    row = await conn.fetchrow(
+        """
+        SELECT s.client_id, s.resource, s.scope, s.flow_id FROM refresh_tokens rt
+        JOIN sessions s ON s.id = rt.session_id
+        WHERE rt.token_hash = $1 AND s.client_id IS NOT NULL
+        """,
+        _hash(token),
+    )
+    if row is None:
+        return None
+    return OAuthBinding(row["client_id"], row["resource"], tuple(row["scope"]), row["flow_id"])
 
 
 async def session_of_refresh_token(conn: Connection, token: str) -> str | None:

@@ -132,6 +132,26 @@ def verify_parsed(jws: CompactJWS, keys: KeySet, params: TokenParameters) -> Ide
     return _identity(claims, cookie_only=cookie_only)
 
 
+def session_of_access_token(token: str, keys: KeySet) -> str | None:
+    """The ``sid`` of an OAuth access token signed by one of our keys (expired or not), or
+    None: what revocation (RFC 7009) needs of an access token, and nothing more."""
+    if len(token) > 16_384:
+        return None
+    try:
+        jws = CompactJWS(token)
+        kid = jws.header.get("kid")
+        key = keys.verifying.get(kid) if isinstance(kid, str) else None
+        if key is None or jws.header.get("alg") != key.algorithm:
+            return None
+        claims = jws.verified_payload(key.algorithm, key.public_key)
+    except (InvalidToken, ValueError):
+        return None
+    sid = claims.get("sid")
+    if not isinstance(claims.get("client_id"), str) or not isinstance(sid, str):
+        return None
+    return sid
+
+
 def _check_claims(claims: dict[str, Any], params: TokenParameters) -> None:
     """Registered claims (RFC 7519 §4.1): present, of the right type, and in time."""
     for name in REQUIRED_CLAIMS:

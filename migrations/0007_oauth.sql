@@ -31,6 +31,7 @@ CREATE TABLE oauth_flows (
     resource       text NOT NULL,             -- canonical resource URL
     scope          text[] NOT NULL,
     prompt         text,
+    user_id        uuid REFERENCES users (id) ON DELETE CASCADE,  -- who was shown the consent
     created_at     timestamptz NOT NULL DEFAULT now(),
     expires_at     timestamptz NOT NULL,
     finished_at    timestamptz

@@ -83,6 +83,10 @@ class InvalidGrant(OAuthError):
 
     code = ErrorCode.INVALID_GRANT
 
+    def __init__(self, description: str, revoked: tuple[str, float] | None = None) -> None:
+        super().__init__(description)
+        self.revoked = revoked  # (session id, held until) when this refusal revoked a session
+
 
 class UnauthorizedClient(OAuthError):
     """The client did not register this grant type."""

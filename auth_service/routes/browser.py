@@ -236,5 +236,14 @@ async def home(request: Request, runtime: RuntimeDep) -> Response:
         "auth-service",
         "message.html",
         {"heading": "Signed in", "text": f"You are signed in as {entry.user.username}."},
-        markup={"link": '<p><a href="/logout">Sign out</a></p>'},
+        markup={"link": _signed_in_links(runtime)},
     )
+
+
+def _signed_in_links(runtime: Runtime) -> str:
+    consents = (
+        '<p><a href="/oauth/consents">Applications you allowed</a></p>'
+        if runtime.settings.oauth_active
+        else ""
+    )
+    return consents + '<p><a href="/logout">Sign out</a></p>'

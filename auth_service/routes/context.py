@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..forwarded import choose_request_id, client_address
-from ..logs import client_ip_var, request_id_var
+from ..logs import client_ip_var, flow_id_var, request_id_var
 
 
 class RequestContextMiddleware:
@@ -41,6 +41,7 @@ class RequestContextMiddleware:
         encoded = request_id.encode()
         context = request_id_var.set(request_id)
         client_context = client_ip_var.set(client_address(peer, ",".join(forwarded_for), trusted))
+        flow_context = flow_id_var.set(None)
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -52,5 +53,6 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            flow_id_var.reset(flow_context)
             client_ip_var.reset(client_context)
             request_id_var.reset(context)

@@ -1,0 +1,131 @@
+"""Pending authorization requests: from a valid ``GET /authorize`` to the code or refusal.
+
+A flow is bound to the browser that started it: a random value in the flow cookie, whose
+SHA-256 the row keeps. Resuming the flow after sign-in and posting the consent need that
+cookie, so a flow id leaked from one browser cannot be finished in another (an attacker could
+otherwise approve a victim's request with the attacker's own account, handing the victim's
+client a code for the attacker's identity). The flow id is also the correlation id of every
+log line and audit row from ``/authorize`` to the first token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..db import Connection
+from .authorization import AuthorizationRequest
+
+FLOW_COOKIE = "auth_oauth_flow"
+_MAX_ID_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A flow as stored."""
+
+    id: str
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    code_challenge: str
+    resource: str
+    scopes: tuple[str, ...]
+    prompt: tuple[str, ...]
+    user_id: str | None  # who was shown the consent page
+    expires_at: datetime
+
+
+def _hash(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def new_flow_id() -> str:
+    """128 random bits: the flow's id and correlation id."""
+    return secrets.token_urlsafe(16)
+
+
+async def create_flow(
+    conn: Connection, request: AuthorizationRequest, ttl_seconds: int, flow_id: str | None = None
+) -> tuple[Flow, str]:
+    """Store a flow; returns it and the value for the browser's flow cookie."""
+    flow_id = flow_id or new_flow_id()
+    browser_secret = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    await conn.execute(
+        """
+        INSERT INTO oauth_flows (id, browser_hash, client_id, redirect_uri, state,
+            code_challenge, resource, scope, prompt, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        """,
+        flow_id,
+        _hash(browser_secret),
+        request.client_id,
+        request.redirect_uri,
+        request.state,
+        request.code_challenge,
+        request.resource.url,
+        list(request.scopes),
+        " ".join(request.prompt) or None,
+        expires,
+    )
+    flow = Flow(
+        flow_id,
+        request.client_id,
+        request.redirect_uri,
+        request.state,
+        request.code_challenge,
+        request.resource.url,
+        request.scopes,
+        request.prompt,
+        None,
+        expires,
+    )
+    return flow, browser_secret
+
+
+async def load_flow(conn: Connection, flow_id: str, browser_secret: str | None) -> Flow | None:
+    """The unfinished, unexpired flow with this id, if this browser started it."""
+    if not flow_id or len(flow_id) > _MAX_ID_LENGTH or not browser_secret:
+        return None
+    row = await conn.fetchrow(
+        """
+        SELECT id, browser_hash, client_id, redirect_uri, state, code_challenge, resource,
+               scope, prompt, user_id::text AS user_id, expires_at
+        FROM oauth_flows
+        WHERE id = $1 AND finished_at IS NULL AND expires_at > now()
+        """,
+        flow_id,
+    )
+    if row is None or not hmac.compare_digest(row["browser_hash"], _hash(browser_secret)):
+        return None
+    return Flow(
+        row["id"],
+        row["client_id"],
+        row["redirect_uri"],
+        row["state"],
+        row["code_challenge"],
+        row["resource"],
+        tuple(row["scope"]),
+        tuple((row["prompt"] or "").split()),
+        row["user_id"],
+        row["expires_at"],
+    )
+
+
+async def show_consent_to(conn: Connection, flow_id: str, user_id: str) -> None:
+    """Remember who was shown the consent page: only they may answer it."""
+    await conn.execute("UPDATE oauth_flows SET user_id = $2::uuid WHERE id = $1", flow_id, user_id)
+
+
+async def finish_flow(conn: Connection, flow_id: str) -> bool:
+    """Mark the flow done; False if it was already (a double submit: one answer only)."""
+    done = await conn.fetchval(
+        "UPDATE oauth_flows SET finished_at = now() "
+        "WHERE id = $1 AND finished_at IS NULL RETURNING id",
+        flow_id,
+    )
+    return done is not None
