@@ -76,10 +76,11 @@ async def register(client: httpx.AsyncClient, **metadata: Any) -> dict[str, Any]
     return result
 
 
-def authorize_params(client_id: str, challenge: str, **overrides: str | None) -> dict[str, str]:
+def authorize_params(client: str, challenge: str, **overrides: str | None) -> dict[str, str]:
+    """An authorization request as the MCP SDK makes it; ``overrides`` (None: left out)."""
     params: dict[str, str | None] = {
         "response_type": "code",
-        "client_id": client_id,
+        "client_id": client,
         "redirect_uri": REDIRECT,
         "state": "st-" + secrets.token_urlsafe(8),
         "code_challenge": challenge,

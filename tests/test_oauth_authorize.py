@@ -1,0 +1,357 @@
+"""``/authorize`` and the consent page over HTTP: the client and redirect URI first (a page,
+never a redirect), then every refusal back to the client with ``state`` and ``iss``, the
+sign-in round trip, consent CSRF and its binding to the browser, remembered consent."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from auth_service.app import AuthServiceApp
+from auth_service.settings import Settings
+
+from .conftest import create_user
+from .oauth_flow import (
+    ISSUER,
+    REDIRECT,
+    answer_consent,
+    authorize_params,
+    get_code,
+    hidden,
+    issuer_client,
+    oauth_settings,
+    pkce,
+    query_of,
+    register,
+    sign_in,
+    to_consent,
+)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    return oauth_settings(make_settings, tmp_path)
+
+
+@pytest.fixture
+async def client(app: AuthServiceApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with issuer_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def alice(database_url: str) -> None:
+    await create_user(database_url, "alice")
+    await create_user(database_url, "mallory")
+
+
+@pytest.fixture
+async def client_id(client: httpx.AsyncClient) -> str:
+    return str((await register(client))["client_id"])
+
+
+def _refusal_page(answer: httpx.Response) -> None:
+    assert answer.status_code == 400
+    assert "location" not in answer.headers
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "This sign-in link is not valid" in answer.text
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"client_id": "oc_unknown"},
+        {"client_id": None},
+        {"client_id": "https://app.example.com/client.json"},  # no metadata documents yet
+        {"redirect_uri": "https://evil.example/callback"},
+        {"redirect_uri": "http://127.0.0.1:33333/other"},
+        {"redirect_uri": "http://localhost:33333/callback"},
+        {"redirect_uri": "http://127.0.0.1:33333/callback#frag"},
+        {"redirect_uri": "http://evil@127.0.0.1:33333/callback"},
+        {"redirect_uri": None},
+    ],
+)
+async def test_an_unknown_client_or_redirect_uri_gets_a_page_and_no_redirect(
+    client: httpx.AsyncClient, client_id: str, change: dict[str, str | None]
+) -> None:
+    _, challenge = pkce()
+    params = authorize_params(client_id, challenge, **change)
+    _refusal_page(await client.get("/authorize", params=params))
+
+
+async def test_repeated_client_id_or_redirect_uri_gets_the_page(
+    client: httpx.AsyncClient, client_id: str
+) -> None:
+    _, challenge = pkce()
+    params = list(authorize_params(client_id, challenge).items())
+    _refusal_page(await client.get("/authorize", params=[*params, ("client_id", client_id)]))
+    evil = ("redirect_uri", "https://evil.example/cb")
+    _refusal_page(await client.get("/authorize", params=[*params, evil]))
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"code_challenge": None}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "too-short"}, "invalid_request"),
+        ({"code_challenge": "+" * 43}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": None}, "invalid_request"),
+        ({"resource": None}, None),  # the only configured resource is the default
+        ({"resource": "https://mcp.example.com/other"}, "invalid_target"),
+        ({"resource": "https://mcp.example.com/mcp#frag"}, "invalid_target"),
+        ({"resource": "mcp.example.com/mcp"}, "invalid_target"),
+        ({"resource": "http://mcp.example.com/mcp"}, "invalid_target"),
+        ({"scope": "admin"}, "invalid_scope"),
+        ({"scope": "mcp:read admin"}, "invalid_scope"),
+        ({"prompt": "none"}, "login_required"),
+        ({"prompt": "none consent"}, "invalid_request"),
+        ({"state": "x" * 1025}, "invalid_request"),
+    ],
+)
+async def test_refusals_after_the_client_is_known_go_back_with_state_and_iss(
+    client: httpx.AsyncClient, client_id: str, change: dict[str, str | None], error: str | None
+) -> None:
+    _, challenge = pkce()
+    params = authorize_params(client_id, challenge, **change)
+    answer = await client.get("/authorize", params=params)
+    if error is None:
+        assert answer.status_code == 303  # on to the sign-in form
+        return
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    query = query_of(location)
+    assert query["error"] == error
+    assert query["iss"] == ISSUER
+    assert query.get("state") == (params["state"] if len(params["state"]) <= 1024 else None)
+    assert answer.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_any_repeated_parameter_goes_back_as_invalid_request(
+    client: httpx.AsyncClient, client_id: str
+) -> None:
+    _, challenge = pkce()
+    params = [*authorize_params(client_id, challenge).items(), ("scope", "mcp:write")]
+    answer = await client.get("/authorize", params=params)
+    assert answer.status_code == 302
+    assert query_of(answer.headers["location"])["error"] == "invalid_request"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_loopback_redirect_may_use_another_port(
+    client: httpx.AsyncClient, client_id: str
+) -> None:
+    _, challenge = pkce()
+    params = authorize_params(client_id, challenge, redirect_uri="http://127.0.0.1:50123/callback")
+    code = await get_code(client, params)
+    assert code
+
+
+@pytest.mark.usefixtures("alice")
+async def test_sign_in_comes_back_to_the_flow_and_the_consent_page_says_who_where_what(
+    client: httpx.AsyncClient,
+) -> None:
+    registered = await register(client, client_name='<script>alert("x")</script>')
+    _, challenge = pkce()
+    params = authorize_params(registered["client_id"], challenge, scope="mcp:read offline_access")
+    first = await client.get("/authorize", params=params)
+    assert first.status_code == 303
+    login = urlsplit(first.headers["location"])
+    assert f"{login.scheme}://{login.netloc}{login.path}" == ISSUER + "/login"
+    rd = query_of(first.headers["location"])["rd"]
+    assert rd.startswith("/authorize?flow_id=")
+    page = await to_consent(client, params)
+    assert page.status_code == 200
+    text = page.text
+    assert "<script>alert" not in text
+    assert html.escape('<script>alert("x")</script>') in text
+    assert "Orders MCP" in text and "https://mcp.example.com/mcp" in text
+    assert "<strong>alice</strong>" in text
+    assert "<strong>127.0.0.1</strong>" in text and "on this computer" in text
+    assert "<code>mcp:read</code>" in text and "stay connected (refresh)" in text
+    assert "<code>mcp:write</code>" not in text
+    csp = page.headers["content-security-policy"]
+    assert "form-action 'self' http://127.0.0.1:33333;" in csp
+
+
+@pytest.mark.usefixtures("alice")
+async def test_deny_goes_back_as_access_denied(client: httpx.AsyncClient, client_id: str) -> None:
+    _, challenge = pkce()
+    params = authorize_params(client_id, challenge)
+    answer = await answer_consent(client, await to_consent(client, params), "deny")
+    assert answer.status_code == 302
+    query = query_of(answer.headers["location"])
+    assert (query["error"], query["state"], query["iss"]) == (
+        "access_denied",
+        params["state"],
+        ISSUER,
+    )
+    assert "code" not in query
+
+
+@pytest.mark.usefixtures("alice")
+@pytest.mark.parametrize(
+    "forgery",
+    ["no csrf token", "foreign origin", "no flow cookie", "another flow cookie", "other user"],
+)
+async def test_a_forged_consent_answer_is_refused(
+    client: httpx.AsyncClient, app: AuthServiceApp, client_id: str, forgery: str
+) -> None:
+    _, challenge = pkce()
+    page = await to_consent(client, authorize_params(client_id, challenge))
+    form = {
+        "flow_id": hidden(page.text, "flow_id"),
+        "csrf_token": hidden(page.text, "csrf_token"),
+        "decision": "allow",
+    }
+    headers = {"Origin": ISSUER}
+    if forgery == "no csrf token":
+        del form["csrf_token"]
+    elif forgery == "foreign origin":
+        headers["Origin"] = "https://evil.example"
+    elif forgery in ("no flow cookie", "another flow cookie"):
+        # The flow id leaked to another browser (the attacker's, signed in as mallory).
+        async with issuer_client(app) as attacker:
+            if forgery == "another flow cookie":
+                await attacker.get("/authorize", params=authorize_params(client_id, challenge))
+            signed = await sign_in(attacker, "/", username="mallory")
+            assert signed.status_code == 303
+            login_page = await attacker.get("/login")
+            form["csrf_token"] = hidden(login_page.text, "csrf_token")
+            answer = await attacker.post("/authorize", data=form, headers=headers)
+            assert answer.status_code == 403
+            assert "location" not in answer.headers
+            return
+    elif forgery == "other user":
+        # mallory signs in in the same browser after alice was shown the page
+        flow_cookie = client.cookies["__Host-auth_oauth_flow"]
+        client.cookies.clear()
+        signed = await sign_in(client, "/", username="mallory")
+        assert signed.status_code == 303
+        client.cookies.set("__Host-auth_oauth_flow", flow_cookie, domain="auth.example")
+        login_page = await client.get("/login")
+        form["csrf_token"] = hidden(login_page.text, "csrf_token")
+    answer = await client.post("/authorize", data=form, headers=headers)
+    assert answer.status_code == 403, answer.text
+    assert "location" not in answer.headers
+
+
+@pytest.mark.usefixtures("alice")
+async def test_remembered_consent_skips_the_page_unless_prompt_consent(
+    client: httpx.AsyncClient, client_id: str
+) -> None:
+    _, challenge = pkce()
+    await get_code(client, authorize_params(client_id, challenge, scope="mcp:read"))
+    again = await client.get(
+        "/authorize", params=authorize_params(client_id, challenge, scope="mcp:read")
+    )
+    assert again.status_code == 302
+    assert "code" in query_of(again.headers["location"])
+    silent = await client.get(
+        "/authorize", params=authorize_params(client_id, challenge, scope="mcp:read", prompt="none")
+    )
+    assert "code" in query_of(silent.headers["location"])
+    asked = await client.get(
+        "/authorize",
+        params=authorize_params(client_id, challenge, scope="mcp:read", prompt="consent"),
+    )
+    assert asked.status_code == 200 and "Allow access?" in asked.text
+    wider = await client.get(
+        "/authorize",
+        params=authorize_params(client_id, challenge, scope="mcp:write", prompt="none"),
+    )
+    assert query_of(wider.headers["location"])["error"] == "consent_required"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_flow_is_answered_once(client: httpx.AsyncClient, client_id: str) -> None:
+    _, challenge = pkce()
+    page = await to_consent(client, authorize_params(client_id, challenge))
+    first = await answer_consent(client, page)
+    assert first.status_code == 302
+    second = await answer_consent(client, page)
+    assert second.status_code == 403
+    resumed = await client.get("/authorize", params={"flow_id": hidden(page.text, "flow_id")})
+    _refusal_page(resumed)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_expired_flow_cannot_be_resumed(
+    client: httpx.AsyncClient, client_id: str, database_url: str
+) -> None:
+    _, challenge = pkce()
+    first = await client.get("/authorize", params=authorize_params(client_id, challenge))
+    rd = query_of(first.headers["location"])["rd"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE oauth_flows SET expires_at = now() - interval '1 second'")
+    finally:
+        await conn.close()
+    assert (await sign_in(client, rd)).status_code == 303
+    _refusal_page(await client.get(rd))
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "https://evil.example/authorize?flow_id=x",
+    ],
+)
+async def test_the_sign_in_form_still_refuses_open_redirects(
+    client: httpx.AsyncClient, database_url: str, rd: str
+) -> None:
+    await create_user(database_url, "alice")
+    signed = await sign_in(client, rd)
+    assert signed.status_code == 303
+    assert signed.headers["location"] == ISSUER + "/"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_consents_page_lists_and_revokes(
+    client: httpx.AsyncClient, client_id: str, database_url: str
+) -> None:
+    _, challenge = pkce()
+    await get_code(client, authorize_params(client_id, challenge))
+    page = await client.get("/oauth/consents")
+    assert page.status_code == 200
+    assert "Probe" in page.text and "https://mcp.example.com/mcp" in page.text
+    forged = await client.post(
+        "/oauth/consents/revoke",
+        data={"client_id": client_id, "resource": "https://mcp.example.com/mcp"},
+        headers={"Origin": ISSUER},
+    )
+    assert forged.status_code == 403
+    revoked = await client.post(
+        "/oauth/consents/revoke",
+        data={
+            "client_id": client_id,
+            "resource": "https://mcp.example.com/mcp",
+            "csrf_token": hidden(page.text, "csrf_token"),
+        },
+        headers={"Origin": ISSUER},
+    )
+    assert revoked.status_code == 200
+    assert "Access revoked." in revoked.text
+    again = await client.get("/authorize", params=authorize_params(client_id, challenge))
+    assert again.status_code == 200 and "Allow access?" in again.text
+    conn = await asyncpg.connect(database_url)
+    try:
+        events = await conn.fetch("SELECT event FROM audit_log ORDER BY id")
+    finally:
+        await conn.close()
+    names = [e["event"] for e in events]
+    for event in ("oauth_client_registered", "oauth_consent_granted", "oauth_code_issued"):
+        assert event in names
+    assert "oauth_consent_revoked" in names
