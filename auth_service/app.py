@@ -203,6 +203,10 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
+        # Every URL is served exactly as written: no 307 from "/token/" to "/token", whose
+        # Location Starlette builds from the request's Host header, and which MCP clients
+        # would not follow anyway.
+        redirect_slashes=False,
     )
     routers = [validate_router, api.router, browser.router, meta.router]
     if settings.oauth_active:

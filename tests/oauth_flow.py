@@ -44,7 +44,7 @@ def oauth_settings(
     """Settings with OAuth on: an https issuer, a configured resource."""
     path = tmp_path / "auth.toml"
     path.write_text(config)
-    return make_settings(public_url=ISSUER, config=path, **overrides)
+    return make_settings(**{"public_url": ISSUER, "config": path, **overrides})
 
 
 @asynccontextmanager
