@@ -238,9 +238,12 @@ def run_cli(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProc
     )
 
 
-def start_served(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60) -> Served:
-    """Start ``auth-service serve [args]`` and wait until ``/health/ready`` answers 200."""
-    port = free_port()
+def start_served(
+    tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60, port: int | None = None
+) -> Served:
+    """Start ``auth-service serve [args]`` (on ``port``, else a free one) and wait until
+    ``/health/ready`` answers 200."""
+    port = port or free_port()
     log_path = tmp_path / f"serve-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -271,8 +274,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start served processes; every one is stopped at teardown."""
     started: list[Served] = []
 
-    def start(*args: str, **env: str) -> Served:
-        served = start_served(tmp_path, cli_env(**env), *args)
+    def start(*args: str, port: int | None = None, **env: str) -> Served:
+        served = start_served(tmp_path, cli_env(**env), *args, port=port)
         started.append(served)
         return served
 

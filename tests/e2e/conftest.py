@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,17 +97,18 @@ def echo_port(tmp_path: Path) -> Iterator[int]:
 def mcp_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
     """Start real MCP servers (``mcp_server.py``, tool ``whoami`` at ``/mcp``): each call starts
     one that accepts the given ``Host`` values (``localhost:*`` and ``127.0.0.1:*`` always) and
-    returns its port; all are stopped at teardown."""
+    returns its port (``options``: more arguments of mcp_server.py); all are stopped at teardown."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*allowed_hosts: str) -> int:
+    def start(*allowed_hosts: str, options: Sequence[str] = ()) -> int:
         port = free_port()
         log = tmp_path / f"mcp-{port}.log"
         hosts = ["localhost:*", "127.0.0.1:*", *allowed_hosts]
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port)]
-                + [f"--allow-host={host}" for host in hosts],
+                + [f"--allow-host={host}" for host in hosts]
+                + list(options),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
