@@ -16,6 +16,7 @@ from auth_service.oauth.clients import (
     remove_client,
     upsert_metadata_document_client,
 )
+from auth_service.oauth.flows import purge_stale
 from auth_service.sessions import Lifetimes, start_session
 from auth_service.settings import Settings
 
@@ -109,3 +110,35 @@ async def test_a_metadata_document_client_is_upserted_but_never_over_a_registere
 
 def _fields(client: Client) -> dict[str, object]:
     return {name: getattr(client, name) for name in Client.__dataclass_fields__}
+
+
+async def test_stale_flows_codes_and_unused_clients_are_purged(database_url: str) -> None:
+    await create_user(database_url, "alice")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await insert_client(conn, _client("oc_old"))
+        await insert_client(conn, _client("oc_used"))
+        await insert_client(conn, _client("oc_new"))
+        await conn.execute(
+            "UPDATE oauth_clients SET created_at = now() - interval '2 days' "
+            "WHERE client_id IN ('oc_old', 'oc_used')"
+        )
+        await conn.execute(
+            "UPDATE oauth_clients SET last_used_at = now() WHERE client_id = 'oc_used'"
+        )
+        for flow_id, age in (("f_old", timedelta(days=2)), ("f_new", timedelta(0))):
+            await conn.execute(
+                "INSERT INTO oauth_flows (id, browser_hash, client_id, redirect_uri, "
+                "code_challenge, resource, scope, expires_at) VALUES ($1, '\\x00', 'oc_new', "
+                "'https://a.example/cb', repeat('a', 43), 'https://r.example', '{}', "
+                "now() - $2::interval)",
+                flow_id,
+                age,
+            )
+        assert await purge_stale(conn) == 2
+        left = await conn.fetch("SELECT client_id FROM oauth_clients ORDER BY 1")
+        assert [r["client_id"] for r in left] == ["oc_new", "oc_used"]
+        flows = await conn.fetch("SELECT id FROM oauth_flows")
+        assert [r["id"] for r in flows] == ["f_new"]
+    finally:
+        await conn.close()

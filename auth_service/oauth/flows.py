@@ -129,3 +129,22 @@ async def finish_flow(conn: Connection, flow_id: str) -> bool:
         flow_id,
     )
     return done is not None
+
+
+async def purge_stale(conn: Connection) -> int:
+    """Delete what no request can use any more: flows and codes a day past their expiry
+    (a reused code is still recognised, and revoked, for that day), and registered clients
+    that were never used within a day of registering (what open registration leaves
+    behind). Returns how many rows went."""
+    deleted = 0
+    for statement in (
+        "DELETE FROM oauth_flows WHERE expires_at < now() - interval '1 day'",
+        "DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'",
+        "DELETE FROM oauth_clients WHERE kind = 'registered' AND last_used_at IS NULL "
+        "AND created_at < now() - interval '1 day'",
+        "DELETE FROM oauth_clients WHERE kind = 'metadata_document' "
+        "AND coalesce(last_used_at, created_at) < now() - interval '30 days'",
+    ):
+        result = await conn.execute(statement)
+        deleted += int(result.rsplit(" ", 1)[-1])
+    return deleted

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ..devices import DEVICE_COOKIE
 from ..errors import CredentialError, LoginThrottled
 from ..login import attempt_login, end_session
-from ..logs import client_ip_var
+from ..logs import client_ip_var, flow_id_var
 from ..runtime import Runtime
 from ..sessions import start_session
 from ..tokens import issue_access_token
@@ -43,6 +43,9 @@ from .forms import (
 from .pages import error_page, render, wants_html
 
 router = APIRouter(tags=["browser"], default_response_class=HTMLResponse)
+
+# Where /authorize sends a person to sign in comes back to (``oauth_authorize.py``).
+FLOW_RESUME = "/authorize?flow_id="
 
 
 @router.get(
@@ -94,6 +97,8 @@ async def login_submit(request: Request, runtime: RuntimeDep) -> Response:
             request, runtime, "", message=UNREADABLE, error=True, status=unreadable.status_code
         )
     rd = form.get("rd", "")[:2048]
+    if rd.startswith(FLOW_RESUME):  # a sign-in within an OAuth flow: its lines say which
+        flow_id_var.set(rd.removeprefix(FLOW_RESUME)[:64])
     username = form.get("username", "")[:128]
     refused = form_refusal(request, runtime, form)
     if refused:

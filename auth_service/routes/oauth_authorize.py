@@ -11,6 +11,7 @@ with the flow cookie, as the person who was shown the page.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -27,7 +28,7 @@ from ..oauth.clients import Client
 from ..oauth.codes import issue_code
 from ..oauth.consent import consent_covers, grant_consent
 from ..oauth.errors import ConsentRequired, LoginRequired, OAuthError, UnknownClient
-from ..oauth.flows import Flow, create_flow, finish_flow, load_flow, show_consent_to
+from ..oauth.flows import Flow, create_flow, finish_flow, load_flow, purge_stale, show_consent_to
 from ..oauth.urls import redirect_uri_matches
 from ..runtime import Runtime
 from ..types import User
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["oauth"], default_response_class=HTMLResponse)
 
 CONSENT_FIELDS = {"flow_id", "csrf_token", "decision"}
+# Every so many new flows, expired flows and codes and unused clients are deleted.
+_PURGE_EVERY = 100
+_flows = itertools.count(1)
 _REDIRECT_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 _BAD_LINK = "This sign-in link is not valid: {}. Go back to the application and start again."
 
@@ -188,6 +192,8 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         flow, browser_secret = await create_flow(
             conn, authorization, runtime.settings.oauth_flow_ttl_seconds
         )
+        if next(_flows) % _PURGE_EVERY == 0:
+            await purge_stale(conn)
     flow_id_var.set(flow.id)
     log.info(
         "oauth authorize",
