@@ -23,7 +23,16 @@ from .issuers import IssuerRegistry
 from .key_encryption import KeyRing, load_key_ring
 from .logs import configure_logging
 from .openapi import VALIDATE_PATH, install_openapi, validate_router
-from .routes import api, browser, docs, meta, oauth, oauth_authorize, oauth_consents
+from .routes import (
+    api,
+    browser,
+    docs,
+    meta,
+    oauth,
+    oauth_authorize,
+    oauth_consents,
+    oauth_token,
+)
 from .routes.context import RequestContextMiddleware
 from .routes.errors import install_error_handlers
 from .routes.validate import validate_endpoint
@@ -210,7 +219,7 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
     )
     routers = [validate_router, api.router, browser.router, meta.router]
     if settings.oauth_active:
-        routers += [oauth.router, oauth_authorize.router, oauth_consents.router]
+        routers += [oauth.router, oauth_token.router, oauth_authorize.router, oauth_consents.router]
     if settings.api_docs:
         routers.append(docs.router)
     for router in routers:

@@ -22,6 +22,7 @@ from .forwarded import TrustedProxies
 from .issuers import IssuerRegistry
 from .keys import KeySet
 from .metrics import VALIDATE_REQUESTS
+from .oauth.client_auth import DocumentFetcher
 from .oauth.resources import ResourceSet
 from .passwords import PasswordWorkers
 from .policy import Rule, compile_rules
@@ -78,6 +79,9 @@ class Runtime:
     issuers: IssuerRegistry
     throttle: ThrottlePolicy
     metrics_allow: TrustedProxies | None  # None: everyone
+    # The Client ID Metadata Document fetcher (oauth/client_auth.py ``DocumentFetcher``):
+    # None until one is installed, and then https client_ids are unknown clients.
+    client_documents: DocumentFetcher | None = None
 
     def state_gauges(self) -> dict[str, float]:
         """What /metrics reports about this process's state."""
@@ -89,6 +93,10 @@ class Runtime:
             "auth_token_cache_entries": len(self.authenticator.cache),
             "auth_signing_keys": len(self.keys.verifying),
         }
+
+    def document_fetcher(self) -> DocumentFetcher | None:
+        """The metadata-document fetcher, when https client_ids are accepted."""
+        return self.client_documents if self.settings.oauth_cimd else None
 
     def use_keys(self, key_set: KeySet) -> None:
         """Sign and verify with a new key set (a rotation seen by ``sync``)."""

@@ -3,22 +3,32 @@ and a person at a browser (httpx with its cookie jar) signing in and answering t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import asyncpg
 import httpx
+from asgi_lifespan import LifespanManager
 
-from auth_service.app import AuthServiceApp
+from auth_service.app import AuthServiceApp, create_app
 from auth_service.settings import Settings
 
-from .conftest import PASSWORD
+from .conftest import (
+    PASSWORD,
+    TEMPLATE_DB,
+    TEST_KEK,
+    create_user,
+    drop_database,
+    with_database,
+)
 
 ISSUER = "https://auth.example"
 RESOURCE = "https://mcp.example.com/mcp"
@@ -177,3 +187,48 @@ async def exchange(
 
 def form_url(params: dict[str, str]) -> str:
     return "/authorize?" + urlencode(params)
+
+
+def module_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a module's shared service: OAuth on, the throttles out of the way (the
+    tests register many clients from one address)."""
+    path = tmp_path / "auth.toml"
+    path.write_text(CONFIG)
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "public_url": ISSUER,
+        "config": path,
+        "log_level": "DEBUG",
+        "key_encryption_key": TEST_KEK,
+        "oauth_register_per_address": 100_000,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def module_database(server_url: str) -> Iterator[str]:
+    """A database of its own for a module's tests (they do not interfere: each registers its
+    own clients), with alice and mallory."""
+    name = "oauth_" + secrets.token_hex(4)
+
+    async def create() -> str:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+        finally:
+            await conn.close()
+        url = with_database(server_url, name)
+        for username in ("alice", "mallory"):
+            await create_user(url, username)
+        return url
+
+    url = asyncio.run(create())
+    yield url
+    asyncio.run(drop_database(server_url, url))
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[AuthServiceApp]:
+    application = create_app(settings, configure_logs=False)
+    async with LifespanManager(application, startup_timeout=30):
+        yield application

@@ -5,18 +5,16 @@ sign-in round trip, consent CSRF and its binding to the browser, remembered cons
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
+import pytest_asyncio
 
 from auth_service.app import AuthServiceApp
-from auth_service.settings import Settings
 
-from .conftest import create_user
 from .oauth_flow import (
     ISSUER,
     REDIRECT,
@@ -25,33 +23,47 @@ from .oauth_flow import (
     get_code,
     hidden,
     issuer_client,
-    oauth_settings,
+    module_database,
+    module_settings,
     pkce,
     query_of,
     register,
     sign_in,
+    started,
     to_consent,
 )
 
+# One service and database for the module (each test registers clients of its own); a fresh
+# browser (cookie jar) per test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    return oauth_settings(make_settings, tmp_path)
+
+@pytest.fixture(scope="module")
+def database_url(server_url: str) -> Iterator[str]:
+    yield from module_database(server_url)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AuthServiceApp]:
+    settings = module_settings(database_url, tmp_path_factory.mktemp("oauth"))
+    async with started(settings) as application:
+        yield application
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(app: AuthServiceApp) -> AsyncIterator[httpx.AsyncClient]:
     async with issuer_client(app) as c:
         yield c
 
 
 @pytest.fixture
-async def alice(database_url: str) -> None:
-    await create_user(database_url, "alice")
-    await create_user(database_url, "mallory")
+def alice() -> None:
+    """alice and mallory exist (``module_database``)."""
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def client_id(client: httpx.AsyncClient) -> str:
     return str((await register(client))["client_id"])
 
@@ -309,10 +321,10 @@ async def test_an_expired_flow_cannot_be_resumed(
         "https://evil.example/authorize?flow_id=x",
     ],
 )
+@pytest.mark.usefixtures("alice")
 async def test_the_sign_in_form_still_refuses_open_redirects(
-    client: httpx.AsyncClient, database_url: str, rd: str
+    client: httpx.AsyncClient, rd: str
 ) -> None:
-    await create_user(database_url, "alice")
     signed = await sign_in(client, rd)
     assert signed.status_code == 303
     assert signed.headers["location"] == ISSUER + "/"

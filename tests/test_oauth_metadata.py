@@ -55,7 +55,8 @@ EXPECTED = {
     ],
     "code_challenge_methods_supported": ["S256"],
     "authorization_response_iss_parameter_supported": True,
-    "client_id_metadata_document_supported": True,
+    # No metadata-document fetcher in this build: https client_ids are not accepted.
+    "client_id_metadata_document_supported": False,
 }
 
 

@@ -3,36 +3,53 @@ the three registration modes and the throttle."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import pytest_asyncio
 
 from auth_service.app import AuthServiceApp
-from auth_service.settings import Settings
 
-from .oauth_flow import REDIRECT, issuer_client, oauth_settings
+from .oauth_flow import REDIRECT, issuer_client, module_database, module_settings, started
 
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
+# One service and database for the module; tests of other settings start their own.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture
-def settings(
-    make_settings: Callable[..., Settings], tmp_path: Path, overrides: dict[str, Any]
-) -> Settings:
-    return oauth_settings(make_settings, tmp_path, **overrides)
+@pytest.fixture(scope="module")
+def database_url(server_url: str) -> Iterator[str]:
+    yield from module_database(server_url)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AuthServiceApp]:
+    async with started(module_settings(database_url, tmp_path_factory.mktemp("oauth"))) as a:
+        yield a
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(app: AuthServiceApp) -> AsyncIterator[httpx.AsyncClient]:
     async with issuer_client(app) as c:
         yield c
+
+
+@asynccontextmanager
+async def client_of(
+    database_url: str, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a service with other settings, on the module's database."""
+    async with (
+        started(module_settings(database_url, tmp_path, **overrides)) as app,
+        issuer_client(app) as client,
+    ):
+        yield client
 
 
 async def test_a_public_client_as_the_mcp_sdk_registers_it(client: httpx.AsyncClient) -> None:
@@ -77,7 +94,9 @@ async def test_an_omitted_method_means_basic_with_a_secret_shown_once(
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT secret_hash, metadata::text AS metadata FROM oauth_clients"
+            "SELECT secret_hash, metadata::text AS metadata FROM oauth_clients "
+            "WHERE client_id = $1",
+            body["client_id"],
         )
     finally:
         await conn.close()
@@ -153,48 +172,51 @@ async def test_unreadable_bodies(
     assert "error" in answer.json()
 
 
-@pytest.mark.parametrize("overrides", [{"oauth_registration": "closed"}])
-async def test_closed_registration(client: httpx.AsyncClient) -> None:
-    answer = await client.post("/register", json={"redirect_uris": [REDIRECT]})
-    assert (answer.status_code, answer.json()["error"]) == (403, "access_denied")
-    metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
-    assert "registration_endpoint" not in metadata
+async def test_closed_registration(database_url: str, tmp_path: Path) -> None:
+    async with client_of(database_url, tmp_path, oauth_registration="closed") as client:
+        answer = await client.post("/register", json={"redirect_uris": [REDIRECT]})
+        assert (answer.status_code, answer.json()["error"]) == (403, "access_denied")
+        metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
+        assert "registration_endpoint" not in metadata
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{"oauth_registration": "token", "oauth_registration_token": "initial-access-token-1"}],
-)
-async def test_token_registration(client: httpx.AsyncClient) -> None:
-    for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
-        answer = await client.post("/register", json={"redirect_uris": [REDIRECT]}, headers=header)
-        assert answer.status_code == 401
-        assert answer.json()["error"] == "invalid_token"
-        assert answer.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-    ok = await client.post(
-        "/register",
-        json={"redirect_uris": [REDIRECT]},
-        headers={"Authorization": "Bearer initial-access-token-1"},
-    )
-    assert ok.status_code == 201
+async def test_token_registration(database_url: str, tmp_path: Path) -> None:
+    async with client_of(
+        database_url,
+        tmp_path,
+        oauth_registration="token",
+        oauth_registration_token="initial-access-token-1",
+    ) as client:
+        for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+            answer = await client.post(
+                "/register", json={"redirect_uris": [REDIRECT]}, headers=header
+            )
+            assert answer.status_code == 401
+            assert answer.json()["error"] == "invalid_token"
+            assert answer.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        ok = await client.post(
+            "/register",
+            json={"redirect_uris": [REDIRECT]},
+            headers={"Authorization": "Bearer initial-access-token-1"},
+        )
+        assert ok.status_code == 201
 
 
-@pytest.mark.parametrize("overrides", [{"oauth_register_per_address": 2}])
-async def test_registration_is_throttled_per_address(client: httpx.AsyncClient) -> None:
-    for _ in range(2):
-        assert (
-            await client.post("/register", json={"redirect_uris": [REDIRECT]})
-        ).status_code == 201
-    answer = await client.post("/register", json={"redirect_uris": [REDIRECT]})
-    assert (answer.status_code, answer.json()["error"]) == (429, "too_many_attempts")
-    assert answer.headers["retry-after"] == "3600"
-    other = await client.post(
-        "/register", json={"redirect_uris": [REDIRECT]}, headers={"X-Forwarded-For": "192.0.2.9"}
-    )
-    assert other.status_code == 201  # another client behind the trusted proxy
+async def test_registration_is_throttled_per_address(database_url: str, tmp_path: Path) -> None:
+    # A client address of its own behind the trusted proxy (the module registers from others).
+    one = {"X-Forwarded-For": "198.51.100.7"}
+    body = {"redirect_uris": [REDIRECT]}
+    async with client_of(database_url, tmp_path, oauth_register_per_address=2) as client:
+        for _ in range(2):
+            assert (await client.post("/register", json=body, headers=one)).status_code == 201
+        answer = await client.post("/register", json=body, headers=one)
+        assert (answer.status_code, answer.json()["error"]) == (429, "too_many_attempts")
+        assert answer.headers["retry-after"] == "3600"
+        other = await client.post("/register", json=body, headers={"X-Forwarded-For": "192.0.2.9"})
+        assert other.status_code == 201  # another client behind the trusted proxy
 
 
-@pytest.mark.parametrize("overrides", [{"oauth_redirect_schemes": "cursor"}])
-async def test_a_private_use_scheme_when_allowed(client: httpx.AsyncClient) -> None:
-    answer = await client.post("/register", json={"redirect_uris": ["cursor://anysphere/cb"]})
-    assert answer.status_code == 201
+async def test_a_private_use_scheme_when_allowed(database_url: str, tmp_path: Path) -> None:
+    async with client_of(database_url, tmp_path, oauth_redirect_schemes="cursor") as client:
+        answer = await client.post("/register", json={"redirect_uris": ["cursor://anysphere/cb"]})
+        assert answer.status_code == 201

@@ -4,8 +4,7 @@ codes (single use, bound, PKCE), refresh rotation bound to client and resource, 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -13,11 +12,10 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+import pytest_asyncio
 
 from auth_service.app import AuthServiceApp
-from auth_service.settings import Settings
 
-from .conftest import create_user
 from .oauth_flow import (
     ISSUER,
     REDIRECT,
@@ -26,18 +24,33 @@ from .oauth_flow import (
     exchange,
     get_code,
     issuer_client,
-    oauth_settings,
+    module_database,
+    module_settings,
     pkce,
     register,
+    started,
 )
 
+# One service and database for the module (each test registers clients of its own); a fresh
+# browser (cookie jar) per test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    return oauth_settings(make_settings, tmp_path)
+
+@pytest.fixture(scope="module")
+def database_url(server_url: str) -> Iterator[str]:
+    yield from module_database(server_url)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AuthServiceApp]:
+    settings = module_settings(database_url, tmp_path_factory.mktemp("oauth"))
+    async with started(settings) as application:
+        yield application
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(app: AuthServiceApp) -> AsyncIterator[httpx.AsyncClient]:
     async with issuer_client(app) as c:
         yield c
@@ -98,8 +111,8 @@ def _sid(access_token: str) -> str:
 
 
 @pytest.fixture
-async def alice(database_url: str) -> None:
-    await create_user(database_url, "alice")
+def alice() -> None:
+    """alice and mallory exist (``module_database``)."""
 
 
 @pytest.mark.usefixtures("alice")

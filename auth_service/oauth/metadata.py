@@ -19,8 +19,11 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 CLIENT_AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 
 
-def server_metadata(settings: Settings, resources: ResourceSet) -> dict[str, Any]:
-    """The document, members in the order of RFC 8414 §2."""
+def server_metadata(
+    settings: Settings, resources: ResourceSet, *, accepts_documents: bool
+) -> dict[str, Any]:
+    """The document, members in the order of RFC 8414 §2; ``accepts_documents``: https
+    ``client_id``s are fetched (a fetcher is installed and ``AUTH_OAUTH_CIMD`` is on)."""
     issuer = settings.token_issuer
     document: dict[str, Any] = {
         "issuer": issuer,
@@ -41,7 +44,7 @@ def server_metadata(settings: Settings, resources: ResourceSet) -> dict[str, Any
             "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
-            "client_id_metadata_document_supported": settings.oauth_cimd,
+            "client_id_metadata_document_supported": accepts_documents,
         }
     )
     return document

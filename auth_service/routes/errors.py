@@ -23,6 +23,8 @@ from starlette.routing import BaseRoute, Match, Route
 
 from ..errors import AuthServiceError, DatabaseError, ErrorCode, error_body
 from ..logs import request_id_var
+from ..metrics import count_oauth
+from ..oauth.errors import InvalidInitialAccessToken, OAuthError, RegistrationThrottled
 from . import pages
 
 log = logging.getLogger("auth_service.app")
@@ -64,6 +66,25 @@ def error_response(
         status_code=status,
         headers={**_NO_STORE, **(headers or {})},
     )
+
+
+def oauth_error_response(error: OAuthError, endpoint: str) -> Response:
+    """An ``OAuthError`` of an authorization-server endpoint as our JSON error (its ``error``
+    the RFCs' code), counted; with the header its status needs."""
+    count_oauth(endpoint, error.code.value)
+    log.info(
+        "oauth %s refused",
+        endpoint,
+        extra={"error_type": error.code.value, "reason": error.description},
+    )
+    headers = {"pragma": "no-cache"}
+    if error.status == 401 and endpoint in ("token", "revoke"):
+        headers["www-authenticate"] = 'Basic realm="auth-service"'
+    elif isinstance(error, InvalidInitialAccessToken):
+        headers["www-authenticate"] = 'Bearer error="invalid_token"'
+    if isinstance(error, RegistrationThrottled):
+        headers["retry-after"] = str(error.retry_after)
+    return error_response(error.code, error.description, error.status, headers=headers)
 
 
 def _allowed_methods(routes: Sequence[BaseRoute], request: Request) -> str:

@@ -1,4 +1,8 @@
-"""The consents page: what a person allowed which application, and Revoke.
+"""Consent answered and reviewed: the consent page's Allow or Deny (``POST /authorize``), and
+the consents page, with what a person allowed which application and Revoke.
+
+The answer must carry our CSRF token, come from our origin, with the flow cookie of the browser
+that started the flow, from the person who was shown the page, once.
 
 Revoking forgets the consent and ends the sessions it led to (their tokens stop validating on
 every replica); the next authorization asks again.
@@ -7,27 +11,40 @@ every replica); the next authorization asks again.
 from __future__ import annotations
 
 import html
+import logging
 
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import audit
-from ..logs import client_ip_var, request_id_var
-from ..oauth.consent import list_consents, revoke_consent
+from ..logs import client_ip_var, flow_id_var, request_id_var
+from ..metrics import count_oauth
+from ..oauth.consent import grant_consent, list_consents, revoke_consent
+from ..oauth.flows import finish_flow, load_flow
 from ..runtime import Runtime
 from ..types import User
 from .bodies import read_form
 from .dependencies import RuntimeDep
 from .form_guard import form_refusal, form_token, with_presession
-from .forms import FORM_REFUSALS, PAGE, SEE_OTHER
-from .oauth_docs import CONSENTS_REVOKE_BODY
-from .oauth_pages import signed_in_user
+from .forms import FORM_REFUSALS, PAGE, SEE_OTHER, form_done
+from .oauth_docs import CONSENT_BODY, CONSENTS_REVOKE_BODY
+from .oauth_pages import (
+    back_to_client,
+    flow_cookie_name,
+    issue_code,
+    login_redirect,
+    signed_in_user,
+)
 from .pages import error_page, message_html, render
 
 router = APIRouter(tags=["oauth"], default_response_class=HTMLResponse)
 
+CONSENT_FIELDS = {"flow_id", "csrf_token", "decision"}
+
 REVOKE_FIELDS = {"csrf_token", "client_id", "resource"}
+
+log = logging.getLogger(__name__)
 
 
 def _consents_html(rows: list[tuple[str, str, str, str, str]], token: str) -> str:
@@ -100,6 +117,8 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
         form = await read_form(request, REVOKE_FIELDS)
     except HTTPException as unreadable:
         return error_page(unreadable.status_code, "The form could not be read.")
+    if not form.get("client_id") or not form.get("resource"):
+        return error_page(400, "The form names no consent to revoke.")
     if form_refusal(request, runtime, form) is not None:
         return error_page(403, "The page expired or did not come from this site.")
     user = await signed_in_user(request, runtime)
@@ -120,3 +139,99 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
             )
     message = "Access revoked." if revoked else "There was nothing to revoke."
     return await _consents_page(request, runtime, user, message)
+
+
+def _forbidden(text: str) -> Response:
+    count_oauth("consent", "access_denied")
+    return error_page(403, text, heading="This answer was not accepted")
+
+
+@router.post(
+    "/authorize",
+    status_code=302,
+    responses={
+        302: {"description": "back to the client: a code, or access_denied", **SEE_OTHER},
+        303: {"description": "signed out meanwhile: to the sign-in form", **SEE_OTHER},
+        **FORM_REFUSALS,
+    },
+    openapi_extra=CONSENT_BODY,
+    summary="The consent page's answer",
+)
+async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
+    """Allow or deny, from the consent page: a code or ``access_denied`` to the client."""
+    try:
+        form = await read_form(request, CONSENT_FIELDS)
+    except HTTPException as unreadable:
+        count_oauth("consent", "invalid_request")
+        return error_page(unreadable.status_code, "The answer could not be read.")
+    if not form.get("flow_id") or form.get("decision") not in ("allow", "deny"):
+        count_oauth("consent", "invalid_request")
+        return error_page(400, "The answer must name the request and be Allow or Deny.")
+    if form_refusal(request, runtime, form) is not None:
+        return _forbidden("The page expired or did not come from this site. Start again.")
+    async with runtime.pool.acquire() as conn:
+        flow = await load_flow(
+            conn, form.get("flow_id", ""), request.cookies.get(flow_cookie_name(runtime))
+        )
+    if flow is None:
+        return _forbidden(
+            "This request has expired, was answered already, or was started in another browser."
+        )
+    flow_id_var.set(flow.id)
+    user = await signed_in_user(request, runtime)
+    if user is None:
+        return login_redirect(runtime, flow)
+    if flow.user_id != user.id:
+        return _forbidden("You are signed in as someone else than the page was shown to.")
+    decision = form.get("decision")
+    if decision == "allow":
+        async with runtime.pool.acquire() as conn:
+            await grant_consent(conn, user.id, flow.client_id, flow.resource, flow.scopes)
+            await audit.record_event(
+                conn,
+                "oauth_consent_granted",
+                "success",
+                username=user.username,
+                request_id=request_id_var.get(),
+                client_addr=client_ip_var.get(),
+                detail={
+                    "flow_id": flow.id,
+                    "client_id": flow.client_id,
+                    "resource": flow.resource,
+                    "scope": " ".join(flow.scopes),
+                },
+            )
+        log.info("oauth consent granted", extra={"client_id": flow.client_id})
+        response = await issue_code(runtime, flow, user, remembered=False)
+    else:
+        async with runtime.pool.acquire() as conn:
+            if not await finish_flow(conn, flow.id):
+                return _forbidden("This request was answered already.")
+            await audit.record_event(
+                conn,
+                "oauth_consent_denied",
+                "success",
+                username=user.username,
+                request_id=request_id_var.get(),
+                client_addr=client_ip_var.get(),
+                detail={"flow_id": flow.id, "client_id": flow.client_id, "resource": flow.resource},
+            )
+        count_oauth("consent", "denied")
+        log.info("oauth consent denied", extra={"client_id": flow.client_id})
+        response = back_to_client(
+            runtime,
+            flow.redirect_uri,
+            {
+                "error": "access_denied",
+                "error_description": "the person denied the request",
+                "state": flow.state,
+            },
+        )
+    response.delete_cookie(
+        flow_cookie_name(runtime),
+        path="/",
+        secure=runtime.settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+    return form_done(response, runtime.settings)

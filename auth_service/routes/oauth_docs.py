@@ -20,7 +20,10 @@ def _form_body(fields: list[str], required: list[str]) -> dict[str, Any]:
                 "application/x-www-form-urlencoded": {
                     "schema": {
                         "type": "object",
-                        "properties": {name: _STRING for name in fields},
+                        "properties": {
+                            name: {**_STRING, "minLength": 1} if name in required else _STRING
+                            for name in fields
+                        },
                         "required": required,
                         "maxProperties": 16,
                     }

@@ -1,4 +1,5 @@
-"""The OAuth pages' shared parts: who is signed in, the flow cookie, the consent page.
+"""The OAuth pages' shared parts: who is signed in, the flow cookie, the consent page, and
+the ways a flow ends (a code or an error back to the client, the 400 page).
 
 The consent page names the client (its name is the client's own claim: marked unverified),
 the resource, the account, the host the browser will be sent back to (a warning when that is
@@ -10,21 +11,31 @@ so without it the Allow button's 302 to the client would be blocked.
 from __future__ import annotations
 
 import html
-from urllib.parse import urlsplit
+import logging
+from urllib.parse import quote, urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from .. import users
+from .. import audit, users
 from ..errors import CredentialError
+from ..logs import client_ip_var, request_id_var
+from ..metrics import count_oauth
 from ..oauth.clients import Client
-from ..oauth.flows import FLOW_COOKIE, Flow
+from ..oauth.codes import issue_code as new_code
+from ..oauth.errors import OAuthError
+from ..oauth.flows import FLOW_COOKIE, Flow, finish_flow
 from ..oauth.metadata import OFFLINE_ACCESS
 from ..oauth.urls import is_loopback_host
 from ..runtime import Runtime
 from ..types import User
 from .form_guard import form_token, with_presession
-from .pages import origin_of, render
+from .pages import error_page, origin_of, render
+
+log = logging.getLogger("auth_service.routes.oauth_authorize")
+
+REDIRECT_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
+BAD_LINK = "This sign-in link is not valid: {}. Go back to the application and start again."
 
 
 def flow_cookie_name(runtime: Runtime) -> str:
@@ -104,3 +115,65 @@ def consent_page(
     )
     page.headers["referrer-policy"] = "no-referrer"
     return with_presession(runtime, page, presession)
+
+
+def invalid_link(reason: str) -> Response:
+    count_oauth("authorize", "invalid_request")
+    return error_page(400, BAD_LINK.format(reason), heading="This sign-in link is not valid")
+
+
+def back_to_client(runtime: Runtime, redirect_uri: str, values: dict[str, str | None]) -> Response:
+    """302 to the client's redirect URI with ``values``, ``iss`` always (RFC 9207)."""
+    query = {k: v for k, v in values.items() if v is not None}
+    query["iss"] = runtime.settings.token_issuer
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    return RedirectResponse(
+        redirect_uri + separator + urlencode(query), status_code=302, headers=REDIRECT_HEADERS
+    )
+
+
+def refuse(runtime: Runtime, redirect_uri: str, state: str | None, error: OAuthError) -> Response:
+    count_oauth("authorize", error.code.value)
+    log.info("oauth authorize refused", extra={"error_type": error.code.value})
+    return back_to_client(
+        runtime,
+        redirect_uri,
+        {"error": error.code.value, "error_description": error.description, "state": state},
+    )
+
+
+def login_redirect(runtime: Runtime, flow: Flow) -> Response:
+    count_oauth("authorize", "login")
+    rd = "/authorize?flow_id=" + flow.id
+    return RedirectResponse(
+        runtime.settings.public_url + "/login?rd=" + quote(rd, safe=""),
+        status_code=303,
+        headers=REDIRECT_HEADERS,
+    )
+
+
+async def issue_code(runtime: Runtime, flow: Flow, user: User, *, remembered: bool) -> Response:
+    """A code, back to the client; the flow is done (``remembered``: by a consent given
+    before)."""
+    async with runtime.pool.acquire() as conn:
+        if not await finish_flow(conn, flow.id):
+            return invalid_link("it has been used already")
+        code = await new_code(conn, flow, user.id, runtime.settings.oauth_code_ttl_seconds)
+        await audit.record_event(
+            conn,
+            "oauth_code_issued",
+            "success",
+            username=user.username,
+            request_id=request_id_var.get(),
+            client_addr=client_ip_var.get(),
+            detail={
+                "flow_id": flow.id,
+                "client_id": flow.client_id,
+                "resource": flow.resource,
+                "scope": " ".join(flow.scopes),
+                "remembered_consent": remembered,
+            },
+        )
+    count_oauth("authorize" if remembered else "consent", "code")
+    log.info("oauth code issued", extra={"client_id": flow.client_id, "resource": flow.resource})
+    return back_to_client(runtime, flow.redirect_uri, {"code": code, "state": flow.state})
