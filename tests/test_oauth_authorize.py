@@ -68,6 +68,9 @@ async def client_id(client: httpx.AsyncClient) -> str:
     return str((await register(client))["client_id"])
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
 def _refusal_page(answer: httpx.Response) -> None:
     assert answer.status_code == 400
     assert "location" not in answer.headers
@@ -94,7 +97,20 @@ async def test_an_unknown_client_or_redirect_uri_gets_a_page_and_no_redirect(
 ) -> None:
     _, challenge = pkce()
     params = authorize_params(client_id, challenge, **change)
-    _refusal_page(await client.get("/authorize", params=params))
+    _refusal_page(await client.get("/authorize", params=params, headers=BROWSER))
+
+
+async def test_a_client_that_prefers_json_gets_our_json_error(client: httpx.AsyncClient) -> None:
+    _, challenge = pkce()
+    answer = await client.get(
+        "/authorize",
+        params=authorize_params("oc_unknown", challenge),
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert "location" not in answer.headers
+    assert set(answer.json()) == {"error", "error_description", "request_id"}
+    assert answer.json()["error"] == "invalid_request"
 
 
 async def test_repeated_client_id_or_redirect_uri_gets_the_page(
@@ -102,9 +118,10 @@ async def test_repeated_client_id_or_redirect_uri_gets_the_page(
 ) -> None:
     _, challenge = pkce()
     params = list(authorize_params(client_id, challenge).items())
-    _refusal_page(await client.get("/authorize", params=[*params, ("client_id", client_id)]))
+    twice = [*params, ("client_id", client_id)]
+    _refusal_page(await client.get("/authorize", params=twice, headers=BROWSER))
     evil = ("redirect_uri", "https://evil.example/cb")
-    _refusal_page(await client.get("/authorize", params=[*params, evil]))
+    _refusal_page(await client.get("/authorize", params=[*params, evil], headers=BROWSER))
 
 
 @pytest.mark.parametrize(
@@ -118,6 +135,7 @@ async def test_repeated_client_id_or_redirect_uri_gets_the_page(
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"response_type": None}, "invalid_request"),
         ({"resource": None}, None),  # the only configured resource is the default
+        ({"scope": " offline_access"}, None),  # the MCP SDK's, when a resource lists none
         ({"resource": "https://mcp.example.com/other"}, "invalid_target"),
         ({"resource": "https://mcp.example.com/mcp#frag"}, "invalid_target"),
         ({"resource": "mcp.example.com/mcp"}, "invalid_target"),
@@ -292,7 +310,9 @@ async def test_a_flow_is_answered_once(client: httpx.AsyncClient, client_id: str
     assert first.status_code == 302
     second = await answer_consent(client, page)
     assert second.status_code == 403
-    resumed = await client.get("/authorize", params={"flow_id": hidden(page.text, "flow_id")})
+    resumed = await client.get(
+        "/authorize", params={"flow_id": hidden(page.text, "flow_id")}, headers=BROWSER
+    )
     _refusal_page(resumed)
 
 
@@ -309,7 +329,7 @@ async def test_an_expired_flow_cannot_be_resumed(
     finally:
         await conn.close()
     assert (await sign_in(client, rd)).status_code == 303
-    _refusal_page(await client.get(rd))
+    _refusal_page(await client.get(rd, headers=BROWSER))
 
 
 @pytest.mark.parametrize(

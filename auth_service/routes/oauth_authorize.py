@@ -69,7 +69,7 @@ async def _continue(
                 return await _refuse_flow(runtime, flow, ConsentRequired("consent is needed"))
             await show_consent_to(conn, flow.id, user.id)
     if remembered:
-        return await issue_code(runtime, flow, user, remembered=True)
+        return await issue_code(request, runtime, flow, user, remembered=True)
     count_oauth("authorize", "consent")
     log.info("oauth consent shown", extra={"client_id": flow.client_id})
     return consent_page(request, runtime, flow, client, user)
@@ -82,23 +82,25 @@ async def _refuse_flow(runtime: Runtime, flow: Flow, error: OAuthError) -> Respo
 
 
 async def _established_client(
-    runtime: Runtime, params: list[tuple[str, str]]
+    request: Request, runtime: Runtime, params: list[tuple[str, str]]
 ) -> tuple[Client, str] | Response:
     """The client and redirect URI of a new request, or the 400 page (never a redirect)."""
     twice = repeated(params)
     query = dict(params)
     client_id, redirect_uri = query.get("client_id"), query.get("redirect_uri")
     if "client_id" in twice or not client_id:
-        return invalid_link("it names no application")
+        return invalid_link(request, "it names no application")
     try:
         async with runtime.pool.acquire() as conn:
             client = await lookup_client(conn, client_id, runtime.document_fetcher())
     except UnknownClient:
-        return invalid_link("unknown application")
+        return invalid_link(request, "unknown application")
     if "redirect_uri" in twice or not redirect_uri:
-        return invalid_link("it names no address to return to")
+        return invalid_link(request, "it names no address to return to")
     if not any(redirect_uri_matches(r, redirect_uri) for r in client.redirect_uris):
-        return invalid_link("the address to return to is not one the application registered")
+        return invalid_link(
+            request, "the address to return to is not one the application registered"
+        )
     return client, redirect_uri
 
 
@@ -118,7 +120,7 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
     params = request.query_params.multi_items()
     if any(name == "flow_id" for name, _ in params):
         return await _resume(request, runtime, params)
-    established = await _established_client(runtime, params)
+    established = await _established_client(request, runtime, params)
     if isinstance(established, Response):
         return established
     client, redirect_uri = established
@@ -159,13 +161,13 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
 
 async def _resume(request: Request, runtime: Runtime, params: list[tuple[str, str]]) -> Response:
     if len(params) != 1:
-        return invalid_link("it mixes a pending request with a new one")
+        return invalid_link(request, "it mixes a pending request with a new one")
     flow_id = params[0][1]
     async with runtime.pool.acquire() as conn:
         flow = await load_flow(conn, flow_id, request.cookies.get(flow_cookie_name(runtime)))
         client = await _client_of(conn, flow, runtime.document_fetcher())
     if flow is None or client is None:
-        return invalid_link("it has expired, was used, or was started in another browser")
+        return invalid_link(request, "it has expired, was used, or was started in another browser")
     flow_id_var.set(flow.id)
     return await _continue(request, runtime, flow, client, await signed_in_user(request, runtime))
 

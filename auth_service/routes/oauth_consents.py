@@ -202,7 +202,7 @@ async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
                 },
             )
         log.info("oauth consent granted", extra={"client_id": flow.client_id})
-        response = await issue_code(runtime, flow, user, remembered=False)
+        response = await issue_code(request, runtime, flow, user, remembered=False)
     else:
         async with runtime.pool.acquire() as conn:
             if not await finish_flow(conn, flow.id):

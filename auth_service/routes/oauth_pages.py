@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .. import audit, users
-from ..errors import CredentialError
+from ..errors import CredentialError, ErrorCode
 from ..logs import client_ip_var, request_id_var
 from ..metrics import count_oauth
 from ..oauth.clients import Client
@@ -29,8 +29,9 @@ from ..oauth.metadata import OFFLINE_ACCESS
 from ..oauth.urls import is_loopback_host
 from ..runtime import Runtime
 from ..types import User
+from .errors import error_response
 from .form_guard import form_token, with_presession
-from .pages import error_page, origin_of, render
+from .pages import error_page, origin_of, render, wants_html
 
 log = logging.getLogger("auth_service.routes.oauth_authorize")
 
@@ -117,9 +118,14 @@ def consent_page(
     return with_presession(runtime, page, presession)
 
 
-def invalid_link(reason: str) -> Response:
+def invalid_link(request: Request, reason: str) -> Response:
+    """The 400 for a request that names no client or redirect URI we can trust: a page (a
+    client that prefers JSON gets our JSON error), never a redirect."""
     count_oauth("authorize", "invalid_request")
-    return error_page(400, BAD_LINK.format(reason), heading="This sign-in link is not valid")
+    text = BAD_LINK.format(reason)
+    if not wants_html(request):
+        return error_response(ErrorCode.INVALID_REQUEST, text, 400)
+    return error_page(400, text, heading="This sign-in link is not valid")
 
 
 def back_to_client(runtime: Runtime, redirect_uri: str, values: dict[str, str | None]) -> Response:
@@ -152,12 +158,14 @@ def login_redirect(runtime: Runtime, flow: Flow) -> Response:
     )
 
 
-async def issue_code(runtime: Runtime, flow: Flow, user: User, *, remembered: bool) -> Response:
+async def issue_code(
+    request: Request, runtime: Runtime, flow: Flow, user: User, *, remembered: bool
+) -> Response:
     """A code, back to the client; the flow is done (``remembered``: by a consent given
     before)."""
     async with runtime.pool.acquire() as conn:
         if not await finish_flow(conn, flow.id):
-            return invalid_link("it has been used already")
+            return invalid_link(request, "it has been used already")
         code = await new_code(conn, flow, user.id, runtime.settings.oauth_code_ttl_seconds)
         await audit.record_event(
             conn,
