@@ -41,6 +41,7 @@ from .oauth_pages import (
     refuse,
     signed_in_user,
 )
+from .schemas import refusal
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,10 @@ async def _established_client(
         302: {"description": "back to the client: a code, or an error", **SEE_OTHER},
         303: {"description": "to the sign-in form, which returns here", **SEE_OTHER},
         200: {"description": "the consent page", **PAGE},
-        400: {"description": "unknown client or redirect URI: a page, no redirect", **PAGE},
+        400: refusal(
+            "unknown client or redirect URI: a page (JSON for a client that asks), no redirect",
+            page=True,
+        ),
     },
     openapi_extra=AUTHORIZE_QUERY,
     summary="The authorization endpoint (RFC 6749 §3.1)",
