@@ -441,3 +441,23 @@ async def test_malformed_token_requests_are_json_4xx(
     )
     assert answer.status_code == status
     assert set(answer.json()) == {"error", "error_description", "request_id"}
+
+
+async def test_a_code_of_an_account_disabled_since_is_refused(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    registered = await register(client)
+    verifier, challenge = pkce()
+    code = await get_code(client, authorize_params(registered["client_id"], challenge))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE users SET disabled = true WHERE username = 'alice'")
+        answer = await exchange(client, code, verifier, registered["client_id"])
+        sessions = await conn.fetchval(
+            "SELECT count(*) FROM sessions WHERE client_id = $1", registered["client_id"]
+        )
+    finally:
+        await conn.execute("UPDATE users SET disabled = false WHERE username = 'alice'")
+        await conn.close()
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
+    assert sessions == 0

@@ -87,6 +87,11 @@ async def exchange_code(
         if isinstance(redeemed, ReusedCode):
             replay = CodeReplay(redeemed.flow_id, redeemed.session_id)
         else:
+            disabled = await conn.fetchval(
+                "SELECT disabled FROM users WHERE id = $1::uuid", redeemed.user_id
+            )
+            if disabled is not False:  # disabled since, or gone: no session (rolled back)
+                raise InvalidGrant("the account is disabled")
             binding = OAuthBinding(
                 client.client_id, redeemed.resource, redeemed.scopes, redeemed.flow_id
             )
