@@ -118,10 +118,11 @@ async def test_the_sdk_discovers_registers_signs_in_and_calls_with_our_token(
     flow_lines = {
         line["message"]: line.get("flow_id")
         for line in lines
-        if line["message"] in ("oauth authorize", "oauth code issued", "oauth consent granted")
+        if line["message"]
+        in ("oauth authorize", "login succeeded", "oauth code issued", "oauth consent granted")
     }
     first_token = next(line for line in lines if line["message"] == "oauth token issued")
-    assert len(flow_lines) == 3
+    assert len(flow_lines) == 4
     assert set(flow_lines.values()) == {first_token["flow_id"]}
     # and no secret of the flow in any line.
     text = auth.log_text()
