@@ -33,7 +33,7 @@ from .errors import error_response
 from .form_guard import form_token, with_presession
 from .pages import error_page, origin_of, render, wants_html
 
-log = logging.getLogger("auth_service.routes.oauth_authorize")
+log = logging.getLogger(__name__)
 
 REDIRECT_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 BAD_LINK = "This sign-in link is not valid: {}. Go back to the application and start again."
@@ -139,6 +139,8 @@ def back_to_client(runtime: Runtime, redirect_uri: str, values: dict[str, str | 
 
 
 def refuse(runtime: Runtime, redirect_uri: str, state: str | None, error: OAuthError) -> Response:
+    """A refusal back to an established client (RFC 6749 §4.1.2.1), with ``state`` and
+    ``iss``."""
     count_oauth("authorize", error.code.value)
     log.info("oauth authorize refused", extra={"error_type": error.code.value})
     return back_to_client(
@@ -149,6 +151,7 @@ def refuse(runtime: Runtime, redirect_uri: str, state: str | None, error: OAuthE
 
 
 def login_redirect(runtime: Runtime, flow: Flow) -> Response:
+    """To the sign-in form, which sends the person back to the flow (a path on our host)."""
     count_oauth("authorize", "login")
     rd = "/authorize?flow_id=" + flow.id
     return RedirectResponse(
