@@ -387,3 +387,17 @@ async def test_the_consents_page_lists_and_revokes(
     for event in ("oauth_client_registered", "oauth_consent_granted", "oauth_code_issued"):
         assert event in names
     assert "oauth_consent_revoked" in names
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_consents_page_needs_a_sign_in_and_the_home_page_links_to_it(
+    client: httpx.AsyncClient,
+) -> None:
+    anonymous = await client.get("/oauth/consents")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login?rd=%2Foauth%2Fconsents"
+    assert (await sign_in(client, "/oauth/consents", username="mallory")).status_code == 303
+    home = await client.get("/")
+    assert 'href="/oauth/consents"' in home.text
+    empty = await client.get("/oauth/consents")  # mallory never allows anything here
+    assert "You have not allowed any application." in empty.text
