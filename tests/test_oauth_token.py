@@ -3,6 +3,7 @@ codes (single use, bound, PKCE), refresh rotation bound to client and resource, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -461,3 +462,19 @@ async def test_a_code_of_an_account_disabled_since_is_refused(
         await conn.close()
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
     assert sessions == 0
+
+
+@pytest.mark.usefixtures("alice")
+async def test_two_concurrent_exchanges_of_one_code_do_not_both_succeed(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    registered = await register(client)
+    verifier, challenge = pkce()
+    code = await get_code(client, authorize_params(registered["client_id"], challenge))
+    answers = await asyncio.gather(
+        *(exchange(client, code, verifier, registered["client_id"]) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+    winner = next(a for a in answers if a.status_code == 200).json()
+    # The losers were reuse: what the code became is revoked too.
+    assert await _revoked(database_url, _sid(winner["access_token"]))
