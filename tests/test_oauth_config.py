@@ -11,6 +11,8 @@ from auth_service.config import load_config
 from auth_service.errors import ConfigurationError
 from auth_service.settings import Settings
 
+from .conftest import run_cli
+
 
 @pytest.mark.parametrize(
     ("text", "fragments"),
@@ -116,3 +118,14 @@ def test_token_registration_needs_the_token() -> None:
 def test_private_redirect_schemes_refuse_web_schemes(scheme: str) -> None:
     with pytest.raises(ValidationError, match="private-use"):
         Settings(oauth_redirect_schemes=scheme)
+
+
+def test_serve_refuses_oauth_enabled_with_an_unusable_issuer_in_one_line() -> None:
+    result = run_cli(
+        "serve", AUTH_OAUTH_ENABLED="true", AUTH_PUBLIC_URL="https://auth.example.com:443"
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "AUTH_OAUTH_ENABLED is true" in lines[0]
+    assert "not canonical, use https://auth.example.com" in lines[0]

@@ -1,5 +1,6 @@
 """The authorization-server metadata (RFC 8414) at both well-known URLs, exactly; OAuth off
-by default for an issuer clients could not use, with one warning line."""
+by default for an issuer clients could not use, with one warning line; and the settings that
+change what the server answers (each test here starts a service of its own)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import AuthServiceApp, create_app
 from auth_service.settings import Settings
 
-from .oauth_flow import issuer_client, oauth_settings
+from .conftest import create_user
+from .oauth_flow import (
+    authorize_params,
+    exchange,
+    get_code,
+    issuer_client,
+    oauth_settings,
+    pkce,
+    register,
+)
 
 
 @pytest.fixture
@@ -102,3 +113,17 @@ async def test_off_for_a_non_canonical_issuer_with_one_warning(
 @pytest.mark.parametrize("overrides", [{"oauth_enabled": False}])
 async def test_explicitly_off(client: httpx.AsyncClient) -> None:
     assert (await client.get("/.well-known/openid-configuration")).status_code == 404
+
+
+@pytest.mark.parametrize("overrides", [{"oauth_access_token_ttl_seconds": 120}])
+async def test_oauth_access_tokens_have_their_own_lifetime(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    await create_user(database_url, "alice")
+    registered = await register(client)
+    verifier, challenge = pkce()
+    code = await get_code(client, authorize_params(registered["client_id"], challenge))
+    answer = await exchange(client, code, verifier, registered["client_id"])
+    assert answer.json()["expires_in"] == 120
+    claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 120
