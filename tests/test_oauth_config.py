@@ -129,3 +129,18 @@ def test_serve_refuses_oauth_enabled_with_an_unusable_issuer_in_one_line() -> No
     assert len(lines) == 1
     assert "AUTH_OAUTH_ENABLED is true" in lines[0]
     assert "not canonical, use https://auth.example.com" in lines[0]
+
+
+def test_check_config_lists_the_resources(tmp_path: Path) -> None:
+    path = tmp_path / "auth.toml"
+    path.write_text(
+        '[[rules]]\nid = "w"\nscopes = ["orders:write"]\n'
+        '[[resources]]\nurl = "https://mcp.example.com/mcp"\n'
+        'scopes = ["orders:read", "orders:write"]\nrules = ["w"]\n'
+    )
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "resource https://mcp.example.com/mcp  scopes=orders:read,orders:write  rules=w"
+        in result.stdout.splitlines()
+    )

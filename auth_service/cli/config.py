@@ -34,6 +34,9 @@ def check_config_command(args: argparse.Namespace) -> int:
             f"issuer {issuer.issuer}  audience={issuer.audience}  "
             f"username={issuer.username_claim}  groups={issuer.groups_claim}"
         )
+    for resource in config.resources:
+        guarded = f"  rules={','.join(resource.rules)}" if resource.rules else ""
+        print(f"resource {resource.url}  scopes={','.join(resource.scopes)}{guarded}")
     if config.rules:
         print("rules, in evaluation order (the first match decides):")
     for number, rule in enumerate(config.rules, 1):
