@@ -15,6 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import AuthServiceApp, create_app
+from auth_service.runtime import reload_config
 from auth_service.settings import Settings
 
 from .conftest import create_user
@@ -127,3 +128,17 @@ async def test_oauth_access_tokens_have_their_own_lifetime(
     assert answer.json()["expires_in"] == 120
     claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120
+
+
+async def test_a_reload_swaps_the_resources(
+    client: httpx.AsyncClient, app: AuthServiceApp, settings: Settings
+) -> None:
+    assert settings.config is not None and app.runtime is not None
+    settings.config.write_text(
+        '[[resources]]\nurl = "https://other.example.com/mcp"\nscopes = ["tickets"]\n'
+    )
+    assert reload_config(app.runtime)
+    metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
+    assert metadata["scopes_supported"] == ["tickets", "offline_access"]
+    assert app.runtime.resources.get("https://other.example.com/mcp") is not None
+    assert app.runtime.resources.get("https://mcp.example.com/mcp") is None
