@@ -35,6 +35,7 @@ from .routes import (
 )
 from .routes.context import RequestContextMiddleware
 from .routes.errors import install_error_handlers
+from .routes.last_resort import LastResortMiddleware
 from .routes.validate import validate_endpoint
 from .runtime import (
     Runtime,
@@ -88,6 +89,8 @@ class AuthServiceApp:
         self.runtime: Runtime | None = None
         self._startup_error: str | None = None
         self.router = _fastapi_app(settings, self._lifespan)
+        # The last added is the outermost: the last resort answers inside the request context.
+        self.router.add_middleware(LastResortMiddleware)
         self.router.add_middleware(RequestContextMiddleware, app_ref=self)
         self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
 
