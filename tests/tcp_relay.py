@@ -2,13 +2,15 @@
 
 It stands between one replica and the database, so that a test can take that replica's
 database away (every connection closed, new ones refused) while the other replica keeps its
-own, and give it back.
+own, and give it back; or stall it (connections stay open, nothing passes: a server that
+hangs).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from contextlib import suppress
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +35,7 @@ class Relay:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = False
+        self._stalled = False
         self._closing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -54,6 +57,13 @@ class Relay:
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, until ``resume``: queries hang, connects hang."""
+        self._stalled = True
+
+    def resume(self) -> None:
+        self._stalled = False
 
     def close(self) -> None:
         self._closing = True
@@ -83,6 +93,8 @@ class Relay:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
+                while self._stalled and not self._closing:
+                    time.sleep(0.02)
                 sink.sendall(data)
         for sock in (source, sink):
             with suppress(OSError):

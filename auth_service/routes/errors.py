@@ -40,9 +40,10 @@ _BY_STATUS = {
     422: ErrorCode.INVALID_REQUEST,
     503: ErrorCode.SERVICE_UNAVAILABLE,
 }
+# OSError: a vanished Unix socket (the embedded server stopped) is a FileNotFoundError.
 _UNAVAILABLE = (
     DatabaseError,
-    ConnectionError,
+    OSError,
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
