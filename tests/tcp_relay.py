@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from contextlib import suppress
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -26,26 +27,40 @@ def target_of(url: str) -> tuple[int, str | tuple[str, int]]:
 
 
 class Relay:
-    """Listens on 127.0.0.1 and pipes each connection to the database server."""
+    """Listens on 127.0.0.1 (or, given ``socket_dir``, on a Unix socket there, as PostgreSQL
+    does) and pipes each connection to the database server."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, socket_dir: Path | None = None) -> None:
         self.family, self.target = target_of(database_url)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
+        self.socket_dir = socket_dir
+        self.port = 5432
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = False
         self._stalled = False
         self._closing = False
+        self._listen()
+
+    def _listen(self) -> None:
+        if self.socket_dir is None:
+            self._listener = socket.create_server(("127.0.0.1", 0))
+            self.port = int(self._listener.getsockname()[1])
+        else:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(str(self.socket_dir / f".s.PGSQL.{self.port}"))
+            self._listener.listen()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url_for(self, database_url: str) -> str:
         """``database_url`` rewritten to go through this relay."""
         name = urlsplit(database_url).path
+        if self.socket_dir is not None:
+            return f"postgresql://postgres@{name}?host={self.socket_dir}"
         return f"postgresql://postgres@127.0.0.1:{self.port}{name}"
 
     def cut(self) -> None:
-        """Close every relayed connection and refuse new ones until ``restore``."""
+        """Close every relayed connection and refuse new ones until ``restore``; a Unix
+        socket is removed, as a stopped PostgreSQL removes its own."""
         with self._lock:
             self._cut = True
             for sock in self._open:
@@ -53,10 +68,15 @@ class Relay:
                     sock.shutdown(socket.SHUT_RDWR)
                     sock.close()
             self._open.clear()
+            if self.socket_dir is not None:
+                self._listener.close()
+                (self.socket_dir / f".s.PGSQL.{self.port}").unlink(missing_ok=True)
 
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+            if self.socket_dir is not None and self._listener.fileno() == -1:
+                self._listen()
 
     def stall(self) -> None:
         """Hold every byte, both ways, until ``resume``: queries hang, connects hang."""
@@ -69,6 +89,8 @@ class Relay:
         self._closing = True
         self.cut()
         self._listener.close()
+        if self.socket_dir is not None:
+            (self.socket_dir / f".s.PGSQL.{self.port}").unlink(missing_ok=True)
 
     def _accept(self) -> None:
         while not self._closing:

@@ -6,6 +6,8 @@ without a restart when the database is back."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,3 +190,25 @@ def test_a_database_that_hangs_is_given_up_on_within_the_bound(
         10,
     )
     assert "Traceback" not in cut_off.log_text()
+
+
+def test_a_vanished_socket_is_a_503_and_the_socket_coming_back_heals_it(
+    server_url: str, database_url: str, serve: Callable[..., Served], alice: None
+) -> None:
+    """PostgreSQL on a Unix socket (the embedded default) removes the socket when it stops:
+    connecting fails with FileNotFoundError, once answered as a plain-text 500."""
+    folder = Path(tempfile.mkdtemp(prefix="auth-pgsock-"))  # short: a socket path is limited
+    relay = Relay(server_url, socket_dir=folder)
+    try:
+        replica = serve(AUTH_DATABASE_URL=relay.url_for(database_url), AUTH_DB_TIMEOUT_SECONDS="1")
+        pair = login(replica)
+        relay.cut()
+        assert not (folder / ".s.PGSQL.5432").exists()
+        assert validate(replica, pair["access_token"]) == 200
+        _assert_unavailable(_needs_the_database(replica, pair))
+        relay.restore()
+        wait_until(lambda: httpx.get(replica.url + "/health/ready").status_code == 200, 10)
+        assert login(replica)["access_token"]
+    finally:
+        relay.close()
+        shutil.rmtree(folder, ignore_errors=True)
