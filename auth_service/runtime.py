@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ class Runtime:
     # The Client ID Metadata Document fetcher (oauth/client_auth.py ``DocumentFetcher``):
     # None until one is installed, and then https client_ids are unknown clients.
     client_documents: DocumentFetcher | None = None
+    draining: bool = False  # SIGTERM arrived: readiness says 503 while requests still pass
 
     def state_gauges(self) -> dict[str, float]:
         """What /metrics reports about this process's state."""
@@ -191,25 +193,64 @@ def _background(work: Any) -> None:
     task.add_done_callback(_BACKGROUND.discard)
 
 
-def install_signal_handlers(runtime: Runtime) -> list[int]:
-    """SIGHUP reloads the configuration file; SIGUSR1 refreshes every issuer's JWKS."""
+class Drain:
+    """SIGTERM: mark the runtime draining (readiness 503), keep serving for
+    ``shutdown_delay_seconds``, then hand the signal to the server's own handler (uvicorn
+    stops listening and finishes the requests in flight). A second SIGTERM stops at once.
+
+    Without the delay the listening socket closes the moment the signal arrives, and a proxy
+    that has not yet seen the readiness change sends its next requests to a closed port.
+    """
+
+    def __init__(self, runtime: Runtime, server_handler: Any) -> None:
+        self.runtime = runtime
+        self.server_handler = server_handler
+        self._pending: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self.runtime.draining:
+            if self._pending is not None:
+                self._pending.cancel()
+            self._stop()
+            return
+        self.runtime.draining = True
+        delay = self.runtime.settings.shutdown_delay_seconds
+        log.info("SIGTERM: draining; stopping in %s s", delay)
+        self._pending = asyncio.get_running_loop().call_later(delay, self._stop)
+
+    def _stop(self) -> None:
+        self._pending = None
+        if callable(self.server_handler):
+            self.server_handler(signal.SIGTERM, None)
+        else:  # no server handler to hand over to (the default action): stop as it would
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+
+def install_signal_handlers(runtime: Runtime) -> list[tuple[int, Any]]:
+    """SIGHUP reloads the configuration file; SIGUSR1 refreshes every issuer's JWKS; SIGTERM
+    drains (``Drain``). Returns what to restore when the lifespan ends."""
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    handlers = {
+    installed: list[tuple[int, Any]] = []
+    handlers: dict[int, Callable[[], object]] = {
         signal.SIGHUP: lambda: reload_config(runtime),
         signal.SIGUSR1: lambda: _background(runtime.issuers.refresh_all()),
+        signal.SIGTERM: Drain(runtime, signal.getsignal(signal.SIGTERM)),
     }
     for number, handler in handlers.items():
+        previous = signal.getsignal(number)
         try:
             loop.add_signal_handler(number, handler)
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # not the main thread (an embedding host): no signals
-        installed.append(number)
+        installed.append((number, previous))
     return installed
 
 
-def remove_signal_handlers(numbers: list[int]) -> None:
-    """Undo ``install_signal_handlers`` (the lifespan ends)."""
+def remove_signal_handlers(installed: list[tuple[int, Any]]) -> None:
+    """Undo ``install_signal_handlers`` (the lifespan ends): the server's own handlers again."""
     loop = asyncio.get_running_loop()
-    for number in numbers:
+    for number, previous in installed:
         loop.remove_signal_handler(number)
+        if previous is not None:
+            signal.signal(number, previous)

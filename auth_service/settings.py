@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     # Password hashing runs in this many threads, so logins cannot starve the event loop.
     password_hash_workers: int = Field(default=2, ge=1, le=64)
 
+    # Stopping (SIGTERM): readiness answers 503 at once and the service keeps serving this
+    # long, so that proxies stop sending it requests before it stops listening; then it
+    # finishes the requests in flight, for at most shutdown_timeout_seconds.
+    shutdown_delay_seconds: float = Field(default=2.0, ge=0, le=300)
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=0, le=300)
+
     @field_validator(
         "key_encryption_key",
         "key_encryption_key_file",

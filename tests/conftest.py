@@ -215,9 +215,12 @@ def stop_proxy(process: subprocess.Popen[bytes]) -> None:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for a CLI or server subprocess: ours without AUTH_*, plus the test
-    key-encryption key and ``extra`` (``AUTH_KEY_ENCRYPTION_KEY=""`` leaves it unset)."""
+    key-encryption key and ``extra`` (``AUTH_KEY_ENCRYPTION_KEY=""`` leaves it unset). A
+    served process stops at once on SIGTERM: no proxy needs time to notice here, unless a
+    test sets ``AUTH_SHUTDOWN_DELAY_SECONDS``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
     env["AUTH_KEY_ENCRYPTION_KEY"] = TEST_KEK
+    env["AUTH_SHUTDOWN_DELAY_SECONDS"] = "0"
     env.update(extra)
     return env
 

@@ -17,7 +17,7 @@ from ..metrics import LOGIN_LOCKED, render
 from ..runtime import Runtime
 from .dependencies import OptionalRuntimeDep, RuntimeDep
 from .errors import error_response
-from .schemas import JWKS, Health, Live, Ready, refusal
+from .schemas import JWKS, Health, Live, Ready, Serving, refusal
 
 router = APIRouter(tags=["keys, metrics, health"])
 _UNHEALTHY: dict[int | str, dict[str, Any]] = {
@@ -85,11 +85,30 @@ async def _checks(runtime: Runtime | None) -> dict[str, bool]:
     "/health/ready", response_model=Ready, responses={503: {"model": Ready, **_UNHEALTHY[503]}}
 )
 async def ready(runtime: OptionalRuntimeDep) -> Response:
-    """200 when the database answers and keys are loaded; 503 otherwise."""
+    """200 when the database answers and keys are loaded; 503 otherwise, and from the moment
+    SIGTERM arrives (``draining``)."""
     checks = await _checks(runtime)
-    healthy = all(checks.values())
+    draining = runtime is not None and runtime.draining
+    healthy = all(checks.values()) and not draining
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        {"status": "ok" if healthy else "unavailable", "checks": checks, "draining": draining},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get(
+    "/health/validate",
+    response_model=Serving,
+    responses={503: {"model": Serving, "description": "stopping, or not started yet"}},
+)
+async def serving(runtime: OptionalRuntimeDep) -> Response:
+    """What a proxy's health check asks: 200 while validate answers here, whether or not the
+    database does (validate needs only memory); 503 before start-up ends and from the moment
+    SIGTERM arrives."""
+    draining = runtime is not None and runtime.draining
+    healthy = runtime is not None and bool(runtime.keys.verifying) and not draining
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "draining": draining},
         status_code=200 if healthy else 503,
     )
 

@@ -79,10 +79,19 @@ class Live(BaseModel):
 
 
 class Ready(BaseModel):
-    """The database answers and keys are loaded (``ok``), or not."""
+    """The database answers and keys are loaded (``ok``), or not; not ``ok`` either while the
+    service stops (``draining``)."""
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool]
+    draining: bool = False
+
+
+class Serving(BaseModel):
+    """Validate answers here (``ok``): keys are loaded and the service is not stopping."""
+
+    status: Literal["ok", "unavailable"]
+    draining: bool
 
 
 class Health(Ready):
