@@ -142,19 +142,22 @@ def _start_traefik(
     echo_port: int,
     edit: TraefikEdit | None = None,
     adjust: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    auth_ports: list[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Traefik on the shipped configuration, addresses changed. ``edit(dynamic)`` changes the
     shipped routes; ``adjust(dynamic, static)`` may change more, addresses included (another
-    layout of the same routes), before it starts."""
+    layout of the same routes), before it starts. ``auth_ports``: several replicas instead
+    of the one at ``auth_port``."""
     dynamic = yaml.safe_load((REPO / "traefik" / "dynamic.yml").read_text())
     if edit is not None:
         edit(dynamic)
     http = dynamic["http"]
+    gate = free_port()  # the auth-gate entry point, which forwardAuth calls
     http["middlewares"]["auth"]["forwardAuth"]["address"] = (
-        f"http://127.0.0.1:{auth_port}/api/v1/auth/validate"
+        f"http://127.0.0.1:{gate}/api/v1/auth/validate"
     )
     http["services"]["auth-service"]["loadBalancer"]["servers"] = [
-        {"url": f"http://127.0.0.1:{auth_port}"}
+        {"url": f"http://127.0.0.1:{port}"} for port in (auth_ports or [auth_port])
     ]
     http["services"]["whoami"]["loadBalancer"]["servers"] = [
         {"url": f"http://127.0.0.1:{echo_port}"}
@@ -162,6 +165,7 @@ def _start_traefik(
     (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
     static = yaml.safe_load((REPO / "traefik" / "traefik.yml").read_text())
     static["entryPoints"]["web"]["address"] = f"127.0.0.1:{port}"
+    static["entryPoints"]["auth-gate"]["address"] = f"127.0.0.1:{gate}"
     static["providers"]["file"] = {"filename": str(tmp_path / "dynamic.yml")}
     static.pop("api", None)
     static["log"] = {"level": "ERROR"}
