@@ -165,6 +165,7 @@ class AuthServiceApp:
                     ring,
                     runtime.use_keys,
                     settings.sync_interval_seconds,
+                    settings.db_timeout_seconds,
                 )
                 await sync.start()
                 jwks_task = asyncio.create_task(

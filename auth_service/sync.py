@@ -41,6 +41,7 @@ class StateSync:
         ring: KeyRing,
         on_keys: Callable[[KeySet], None],
         interval: float,
+        query_timeout: float = 10.0,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
@@ -50,6 +51,7 @@ class StateSync:
         self._unreadable: str | None = None  # the last key-set error logged
         self._on_keys = on_keys
         self._interval = interval
+        self._query_timeout = query_timeout
         self._since: datetime | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -85,9 +87,13 @@ class StateSync:
         while True:
             listener: asyncpg.Connection | None = None
             try:
+                # Bounded, like the pool's queries: a connection whose server stopped
+                # answering (a network that drops packets silently) is given up on and
+                # replaced, rather than waited on for ever while revocations go unheard.
                 listener = await asyncpg.connect(
                     self._dsn,
-                    timeout=10,
+                    timeout=self._query_timeout,
+                    command_timeout=self._query_timeout,
                     server_settings={"application_name": "auth-service-listener"},
                 )
                 await listener.add_listener(REVOCATIONS_CHANNEL, self._on_revocation)
