@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..conftest import Served, cli_env, create_user, free_port, start_served, stop_process
+from ..conftest import Served, cli_env, create_user, free_port, start_served, stop_proxy
 from ..test_replicas import login, wait_until
 from .conftest import DEMO_DOMAIN, _start_traefik
 
@@ -74,6 +74,6 @@ def test_restarting_the_replicas_one_after_the_other_refuses_no_valid_token(
             for thread in load:
                 thread.join()
     finally:
-        stop_process(proxy)
+        stop_proxy(proxy)
     assert set(seen) == {"200"}, seen
     assert seen["200"] > 200
