@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     # long, so that proxies stop sending it requests before it stops listening; then it
     # finishes the requests in flight, for at most shutdown_timeout_seconds.
     shutdown_delay_seconds: float = Field(default=2.0, ge=0, le=300)
-    shutdown_timeout_seconds: float = Field(default=10.0, ge=0, le=300)
+    shutdown_timeout_seconds: int = Field(default=10, ge=1, le=300)
 
     @field_validator(
         "key_encryption_key",

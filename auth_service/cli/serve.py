@@ -71,7 +71,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
         log_config=None,
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds) or None,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 
