@@ -587,9 +587,18 @@ def test_login_host_routes_what_the_compose_stack_routes() -> None:
 
 
 def test_example_app_route_is_protected_by_the_middleware() -> None:
+    """Every route of the example site is gated, but for its protected-resource metadata,
+    routed by the same rule as traefik/dynamic.yml's (which the end-to-end tests run)."""
     middleware = resource("Middleware", "auth")
     app = resource("IngressRoute", path=K8S_DIR / "ingressroute.example.yaml")
     assert app["apiVersion"] == TRAEFIK_API_VERSION
-    for route in routes(app):
+    metadata, *gated = routes(app)
+    compose = load_yaml(ROOT / "traefik" / "dynamic.yml")["http"]["routers"]
+    shipped = compose["app-resource-metadata"]
+    assert metadata["match"].replace("app.example.com", "app.demo.localhost") == shipped["rule"]
+    assert metadata["priority"] == shipped["priority"]
+    assert [m["name"] for m in metadata["middlewares"]] == ["no-client-request-id"]
+    assert gated
+    for route in gated:
         names = [m["name"] for m in route.get("middlewares", [])]
         assert middleware["metadata"]["name"] in names

@@ -87,11 +87,15 @@ def pod_environment(docs: list[Doc]) -> dict[str, str]:
 
 
 def route_host(route: Doc) -> str:
-    """The host of a route's rule: ``Host(`h`)``, alone or narrowed to some paths."""
-    (rule,) = [r["match"] for r in route["spec"]["routes"]]
-    match = re.match(r"Host\(`([^`]+)`\)(?:$| && )", rule)
-    assert match, rule
-    return match.group(1)
+    """The host of a route's rules: ``Host(`h`)``, alone or narrowed to some paths (one host
+    for all of them)."""
+    hosts = set()
+    for rule in [r["match"] for r in route["spec"]["routes"]]:
+        match = re.match(r"Host\(`([^`]+)`\)(?:$| && )", rule)
+        assert match, rule
+        hosts.add(match.group(1))
+    (host,) = hosts
+    return host
 
 
 def readme_settings() -> dict[str, str]:
