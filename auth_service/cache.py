@@ -6,8 +6,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from hashlib import sha256
+from typing import TYPE_CHECKING
 
 from .types import Identity
+
+if TYPE_CHECKING:
+    from .oauth.resources import Resource
 
 # The identity headers that tell the upstream who is calling, in the order they are sent:
 # the one list of their names. Validate sends every one of them on every 200 (empty where
@@ -72,10 +76,11 @@ class CachedUser:
 
 
 class CachedIdentity:
-    """A verified token: its user, its session (for revocation), its deadline, and whether
-    it is a session-cookie token (accepted from the cookie only)."""
+    """A verified token: its user, its session (for revocation), its deadline, whether it
+    is a session-cookie token (accepted from the cookie only), and the resource of an OAuth
+    access token (which validate checks on every request: a hit is no exception)."""
 
-    __slots__ = ("cookie_only", "session_id", "user", "valid_until")
+    __slots__ = ("cookie_only", "resource", "session_id", "user", "valid_until")
 
     def __init__(
         self,
@@ -83,11 +88,13 @@ class CachedIdentity:
         session_id: str | None,
         valid_until: float,
         cookie_only: bool = False,
+        resource: Resource | None = None,
     ) -> None:
         self.user = user
         self.session_id = session_id
         self.valid_until = valid_until  # time.monotonic() deadline
         self.cookie_only = cookie_only
+        self.resource = resource
 
 
 class TokenCache:
@@ -137,10 +144,18 @@ class TokenCache:
         valid_until = now + identity.expires_at - time.time()
         if self.max_entries <= 0 or valid_until <= now:
             return CachedIdentity(
-                CachedUser(identity), identity.session_id, valid_until, identity.cookie_only
+                CachedUser(identity),
+                identity.session_id,
+                valid_until,
+                identity.cookie_only,
+                identity.resource,
             )
         entry = CachedIdentity(
-            self._user(identity), identity.session_id, valid_until, identity.cookie_only
+            self._user(identity),
+            identity.session_id,
+            valid_until,
+            identity.cookie_only,
+            identity.resource,
         )
         entries, order = self._entries, self._order
         while len(order) >= self.max_entries:

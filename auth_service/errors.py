@@ -19,6 +19,7 @@
     │   │   └── MissingClaim
     │   ├── ExpiredToken
     │   ├── RevokedToken
+    │   ├── WrongResource            (an OAuth token on another resource than its own)
     │   └── RefreshRefused           (sessions.py)
     └── LoginThrottled               (429 on the login endpoints)
 
@@ -80,6 +81,7 @@ VALIDATE_CODES = (
     ErrorCode.INVALID_TOKEN,
     ErrorCode.EXPIRED_TOKEN,
     ErrorCode.REVOKED_TOKEN,
+    ErrorCode.WRONG_RESOURCE,
     ErrorCode.INVALID_GRANT,
     ErrorCode.RULE_DENIED,
     ErrorCode.TOO_MANY_ATTEMPTS,
@@ -207,6 +209,13 @@ class RevokedToken(CredentialError):
     """The token's session has ended (logout, reuse, disabled account, new password)."""
 
     code = ErrorCode.REVOKED_TOKEN
+
+
+class WrongResource(CredentialError):
+    """An OAuth access token sent to another server than the resource it was issued for
+    (RFC 8707): a 401, so that the client gets a token for this one."""
+
+    code = ErrorCode.WRONG_RESOURCE
 
 
 class LoginThrottled(AuthServiceError):

@@ -53,6 +53,9 @@ class Decision:
     status: int  # 200, 401 or 403
     rule_id: str | None
     reason: str
+    # A refusal for scopes the caller lacks: every scope the rule requires (the scopes an
+    # OAuth client must ask for), empty for any other decision.
+    required_scopes: frozenset[str] = frozenset()
 
 
 def compile_rules(configs: Iterable[RuleConfig]) -> tuple[Rule, ...]:
@@ -112,5 +115,5 @@ def decide(identity: Principal | None, rule: Rule | None) -> Decision:
     if rule.groups and rule.groups.isdisjoint(identity.groups):
         return Decision(False, 403, rule.id, "not in any of the required groups")
     if rule.scopes and not rule.scopes.issubset(identity.scopes):
-        return Decision(False, 403, rule.id, "missing a required scope")
+        return Decision(False, 403, rule.id, "missing a required scope", rule.scopes)
     return Decision(True, 200, rule.id, "authenticated")

@@ -85,6 +85,12 @@ class Runtime:
     client_documents: DocumentFetcher | None = None
     draining: bool = False  # SIGTERM arrived: readiness says 503 while requests still pass
 
+    @property
+    def oauth_resources(self) -> ResourceSet | None:
+        """The resources OAuth access tokens are made for, None when OAuth is off: validate
+        then accepts no OAuth token and answers exactly as without OAuth."""
+        return self.resources if self.settings.oauth_active else None
+
     def state_gauges(self) -> dict[str, float]:
         """What /metrics reports about this process's state."""
         return {
@@ -135,13 +141,20 @@ def build_runtime(
     params = token_parameters(settings)
     revocations = RevocationList()
     cache = TokenCache(settings.token_cache_max_entries)
+    resources = ResourceSet(file_config.resources, file_config.rules)
     return Runtime(
         settings=settings,
         pool=pool,
         keys=key_set,
         token_params=params,
         authenticator=Authenticator(
-            key_set, params, cache, settings.session_cookie_name, revocations, issuers
+            key_set,
+            params,
+            cache,
+            settings.session_cookie_name,
+            revocations,
+            issuers,
+            resources if settings.oauth_active else None,
         ),
         passwords=PasswordWorkers(settings.password_hash_workers),
         trusted_proxies=trusted_proxies,
@@ -150,7 +163,7 @@ def build_runtime(
         revocations=revocations,
         lifetimes=Lifetimes.from_settings(settings),
         policy=Policy.from_config(file_config),
-        resources=ResourceSet(file_config.resources, file_config.rules),
+        resources=resources,
         issuers=issuers,
         throttle=ThrottlePolicy.from_settings(settings),
         metrics_allow=TrustedProxies(settings.metrics_allow) if settings.metrics_allow else None,
@@ -170,8 +183,11 @@ def reload_config(runtime: Runtime) -> bool:
         return False
     runtime.policy = Policy.from_config(config)
     runtime.resources = ResourceSet(config.resources, config.rules)
+    runtime.authenticator.resources = runtime.oauth_resources
     added = runtime.issuers.reconfigure(config.issuers)
-    runtime.authenticator.cache.clear()  # decisions may depend on issuer settings
+    # Decisions may depend on issuer settings, and a token whose resource has left the list
+    # must stop working at once.
+    runtime.authenticator.cache.clear()
     _background(runtime.issuers.refresh_some(added))
     log.info(
         "configuration reloaded",

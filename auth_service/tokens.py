@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
@@ -27,6 +27,9 @@ from .errors import ExpiredToken, InvalidToken, MissingClaim, TokenTooLong
 from .jws import CompactJWS, sign_es256
 from .keys import KeySet
 from .types import Identity, User
+
+if TYPE_CHECKING:
+    from .oauth.resources import Resource, ResourceSet
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 # The browser's session cookie holds a token of its own type (RFC 8725 3.11, explicit
@@ -111,8 +114,15 @@ def verify_access_token(token: str, keys: KeySet, params: TokenParameters) -> Id
     return verify_parsed(CompactJWS(token), keys, params)
 
 
-def verify_parsed(jws: CompactJWS, keys: KeySet, params: TokenParameters) -> Identity:
-    """``verify_access_token`` for a token already split (and its length checked)."""
+def verify_parsed(
+    jws: CompactJWS, keys: KeySet, params: TokenParameters, resources: ResourceSet | None = None
+) -> Identity:
+    """``verify_access_token`` for a token already split (and its length checked).
+
+    ``resources``: the OAuth resources in force (None: OAuth is off). A token whose ``aud``
+    is one of them, issued to a ``client_id``, is an OAuth access token for that resource;
+    the caller checks that each request is on it.
+    """
     header = jws.header
     typ = header.get("typ")
     typ = typ.lower() if isinstance(typ, str) else None
@@ -129,7 +139,24 @@ def verify_parsed(jws: CompactJWS, keys: KeySet, params: TokenParameters) -> Ide
         raise InvalidToken("the token's algorithm does not match its key")
     claims = jws.verified_payload(key.algorithm, key.public_key)
     _check_claims(claims, params)
-    return _identity(claims, cookie_only=cookie_only)
+    resource = None
+    if claims["aud"] != params.audience:  # one audience, a string (RFC 9068 allows no other)
+        resource = _resource(claims, resources, cookie_only)
+    return _identity(claims, cookie_only=cookie_only, resource=resource)
+
+
+def _resource(claims: dict[str, Any], resources: ResourceSet | None, cookie_only: bool) -> Resource:
+    """The resource an OAuth access token was issued for (RFC 8707): its ``aud``, exactly
+    the canonical URL of a resource in force, with the client it was issued to."""
+    aud = claims["aud"]
+    resource = None
+    if resources is not None and isinstance(aud, str) and not cookie_only:
+        resource = resources.get(aud)
+    if resource is None or resource.url != aud:
+        raise InvalidToken("the token is meant for someone else (aud)")
+    if not isinstance(claims.get("client_id"), str) or not claims["client_id"]:
+        raise MissingClaim("client_id")
+    return resource
 
 
 def session_of_access_token(token: str, keys: KeySet) -> str | None:
@@ -171,8 +198,6 @@ def _check_claims(claims: dict[str, Any], params: TokenParameters) -> None:
         raise InvalidToken("the token lives longer than any token we issue (exp - iat)")
     if claims["iss"] != params.issuer:
         raise InvalidToken("the token was issued by someone else (iss)")
-    if claims["aud"] != params.audience:  # one audience, a string (RFC 9068 allows no other)
-        raise InvalidToken("the token is meant for someone else (aud)")
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
@@ -202,7 +227,9 @@ def jwt_errors() -> Iterator[None]:
         raise InvalidToken(f"the token failed verification: {type(e).__name__}") from e
 
 
-def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
+def _identity(
+    claims: dict[str, Any], *, cookie_only: bool = False, resource: Resource | None = None
+) -> Identity:
     """Check claim types and build the identity."""
     for name in ("sub", "jti", "sid", "preferred_username"):
         if not isinstance(claims.get(name), str) or not claims[name]:
@@ -222,4 +249,6 @@ def _identity(claims: dict[str, Any], *, cookie_only: bool = False) -> Identity:
         expires_at=_number(claims, "exp"),
         session_id=claims["sid"],
         cookie_only=cookie_only,
+        resource=resource,
+        client_id=claims["client_id"] if resource is not None else None,
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .oauth.resources import Resource
 
 
 class Principal(Protocol):
@@ -29,6 +32,9 @@ class Identity:
     session_id: str | None = None  # the "sid" claim: the login this token belongs to
     cookie_only: bool = False  # a session-cookie token: never accepted as a Bearer token
     issuer: str = ""  # an external issuer's "iss"; empty for our own tokens
+    # An OAuth access token's: the resource its "aud" names, and the client it was issued to.
+    resource: Resource | None = None
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

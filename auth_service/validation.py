@@ -22,6 +22,7 @@ from .errors import (
 from .issuers import IssuerRegistry
 from .jws import CompactJWS
 from .keys import KeySet
+from .oauth.resources import ResourceSet
 from .tokens import TokenParameters, verify_parsed
 from .types import Identity
 
@@ -112,6 +113,7 @@ class Authenticator:
         cookie_name: str,
         revoked: Container[str | None] = (),
         issuers: IssuerRegistry | None = None,
+        resources: ResourceSet | None = None,
     ) -> None:
         self.keys = keys
         self.params = params
@@ -119,6 +121,7 @@ class Authenticator:
         self.cookie_name = cookie_name.encode()
         self.revoked = revoked
         self.issuers = issuers
+        self.resources = resources  # the OAuth resources in force; None: OAuth is off
 
     def use_keys(self, keys: KeySet) -> None:
         """Verify with a new key set (after a rotation); forget what the old one verified."""
@@ -181,4 +184,4 @@ class Authenticator:
             iss = jws.unverified_payload().get("iss")
             if isinstance(iss, str) and iss in self.issuers:
                 return await self.issuers.verify(token, iss, jws.header)
-        return verify_parsed(jws, self.keys, self.params)
+        return verify_parsed(jws, self.keys, self.params, self.resources)

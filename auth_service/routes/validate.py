@@ -15,18 +15,20 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .. import challenges
 from ..cache import IDENTITY_HEADERS, CachedIdentity
-from ..errors import VALIDATE_CODES, CredentialError, ErrorCode, error_body
+from ..errors import VALIDATE_CODES, CredentialError, ErrorCode, WrongResource, error_body
 from ..forwarded import FORWARDED_HEADER_NAMES, UnsafePath, choose_request_id, read_forwarded
 from ..logs import request_id_var
 from ..metrics import CACHE_HIT, CACHE_MISS, VALIDATE_DURATION, VALIDATE_REQUESTS
-from ..policy import Access, Decision, decide, first_match
+from ..policy import Access, Decision, Rule, decide, first_match
 from ..validation import prefers_html
 from . import pages
 
 if TYPE_CHECKING:
     from ..forwarded import ForwardedRequest
-    from ..runtime import Policy, Runtime
+    from ..oauth.resources import Resource
+    from ..runtime import Runtime
 
 log = logging.getLogger("auth_service.validate")
 
@@ -38,7 +40,6 @@ _UNAUTHORIZED = {
 }
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
-_REALM = 'Bearer realm="auth-service"'
 # What the header loop keeps, by the lower-case names the server gives us. The client's own
 # headers, which the proxy passes on (exactly the list of Traefik's authRequestHeaders), and
 # the ones a trusted proxy sets itself: the forwarded headers and its X-Request-Id, which a
@@ -131,13 +132,17 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
             cached = entry is not None
             if entry is None:
                 entry = await authenticator.verify(token, bearer=bool(authorization))
+            # An OAuth access token works on its own resource only (RFC 8707), checked on
+            # every request, cached or not: a token for one server is refused by another.
+            if entry.resource is not None and not _on_resource(entry.resource, original):
+                raise WrongResource("the token was issued for another resource (aud)")
         except CredentialError as refusal:
             if rule is not None and rule.allow is not Access.AUTHENTICATED:
                 # Anonymous pages ignore a bad credential; denied ones refuse everybody.
                 decision = decide(None, rule)
-                await _by_rule(send, decision, None, request_id, original, policy, accept)
+                await _by_rule(runtime, send, decision, None, request_id, original, accept)
                 return
-            await _unauthorized(runtime, send, refusal, request_id, original, accept)
+            await _unauthorized(runtime, send, refusal, request_id, original, accept, rule)
             return
         except Exception:
             _ERROR.inc()
@@ -148,7 +153,7 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
         (CACHE_HIT if cached else CACHE_MISS).inc()
         if rule is not None:
             decision = decide(entry.user, rule)
-            await _by_rule(send, decision, entry, request_id, original, policy, accept)
+            await _by_rule(runtime, send, decision, entry, request_id, original, accept)
             return
         _ALLOWED.inc()
         if log.isEnabledFor(logging.DEBUG):
@@ -159,6 +164,20 @@ async def validate_endpoint(runtime: Runtime, scope: Any, receive: Any, send: An
     finally:
         VALIDATE_DURATION.observe(perf_counter() - started)
         request_id_var.reset(context)
+
+
+def _on_resource(resource: Resource, original: ForwardedRequest) -> bool:
+    """Whether the request is on ``resource``: only a proxy can tell us where it goes."""
+    return original.from_proxy and resource.covers(original.proto, original.host, original.path)
+
+
+def _resource_of(runtime: Runtime, original: ForwardedRequest) -> Resource | None:
+    """The OAuth resource the request is on, whose metadata a refusal names (None: OAuth
+    is off, or no resource covers it). Looked up on refusals only."""
+    resources = runtime.oauth_resources
+    if resources is None or not original.from_proxy or not original.host:
+        return None
+    return resources.covering(original.proto, original.host, original.path)
 
 
 def _log_decision(
@@ -184,12 +203,12 @@ def _log_decision(
 
 
 async def _by_rule(
+    runtime: Runtime,
     send: Any,
     decision: Decision,
     entry: CachedIdentity | None,
     request_id: str,
     original: ForwardedRequest,
-    policy: Policy,
     accept: bytes | None,
 ) -> None:
     """Answer as the matching access rule decided: 200 (with identity when known) or 403."""
@@ -211,15 +230,23 @@ async def _by_rule(
         return
     if decision.status == 401:  # an "authenticated" rule and no credential: not reached
         raise AssertionError("401 decisions are answered by _unauthorized")
-    policy.forbidden[decision.rule_id or ""].inc()
+    runtime.policy.forbidden[decision.rule_id or ""].inc()
     if prefers_html(accept):  # a person, through a proxy that shows our answer (Traefik)
         page = pages.refusal_page(403, "You may not open this page.")
         await _send(send, 403, page.headers, request_id, page.body)
         return
-    body = json.dumps(
-        error_body(ErrorCode.RULE_DENIED, decision.reason, request_id, rule=decision.rule_id)
-    ).encode()
-    await _send(send, 403, [_JSON, _NO_STORE], request_id, body)
+    code = ErrorCode.RULE_DENIED
+    headers = [_JSON, _NO_STORE]
+    resource = _resource_of(runtime, original) if decision.required_scopes else None
+    if resource is not None:
+        # An OAuth client that lacks a scope asks for it (step-up authorization).
+        code = ErrorCode.INSUFFICIENT_SCOPE
+        challenge = challenges.insufficient_scope(decision.required_scopes, resource.metadata_url)
+        headers.append((b"www-authenticate", challenge))
+    if original.nginx:  # nginx's @forbidden answers from it (auth_request drops our body)
+        headers.append((b"x-auth-error", code.value.encode()))
+    body = json.dumps(error_body(code, decision.reason, request_id, rule=decision.rule_id)).encode()
+    await _send(send, 403, headers, request_id, body)
 
 
 async def _unauthorized(
@@ -229,6 +256,7 @@ async def _unauthorized(
     request_id: str,
     original: ForwardedRequest,
     accept: bytes | None,
+    rule: Rule | None,
 ) -> None:
     code = refusal.code
     _UNAUTHORIZED[code].inc()
@@ -261,11 +289,14 @@ async def _unauthorized(
         headers.append((b"x-auth-redirect", location.encode()))
     if original.nginx:
         headers.append((b"x-auth-error", code.value.encode()))
-    challenge = _REALM
-    if code != ErrorCode.MISSING_TOKEN:  # a credential was sent
+    resource = _resource_of(runtime, original)
+    challenge = challenges.unauthorized(
+        resource_metadata=resource.metadata_url if resource is not None else None,
+        scopes=rule.scopes if rule is not None else (),
         # error_description is our own fixed text; quotes cannot occur in it.
-        challenge += f', error="invalid_token", error_description="{refusal.description}"'
-    headers.append((b"www-authenticate", challenge.encode()))
+        error_description=refusal.description if code != ErrorCode.MISSING_TOKEN else None,
+    )
+    headers.append((b"www-authenticate", challenge))
     if prefers_html(accept) and not original.nginx:
         # A browser's post (or other method) that needs a session: no redirect would keep
         # its body, so a page that says so, with the way to sign in.
