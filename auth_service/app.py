@@ -32,6 +32,7 @@ from .routes import (
     oauth_authorize,
     oauth_consents,
     oauth_token,
+    resource_metadata,
 )
 from .routes.context import RequestContextMiddleware
 from .routes.errors import install_error_handlers
@@ -223,7 +224,13 @@ def _fastapi_app(settings: Settings, lifespan: Any) -> FastAPI:
     )
     routers = [validate_router, api.router, browser.router, meta.router]
     if settings.oauth_active:
-        routers += [oauth.router, oauth_token.router, oauth_authorize.router, oauth_consents.router]
+        routers += [
+            oauth.router,
+            oauth_token.router,
+            oauth_authorize.router,
+            oauth_consents.router,
+            resource_metadata.router,
+        ]
     if settings.api_docs:
         routers.append(docs.router)
     for router in routers:
