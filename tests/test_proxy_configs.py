@@ -12,11 +12,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from auth_service.cache import IDENTITY_HEADERS
 
 from .e2e.conftest import REPO, _caddy_binary
+from .readme import fenced_blocks, section
 
 # What the upstream must get from validate and from nobody else.
 COPIED = [name.decode() for name in IDENTITY_HEADERS] + ["x-request-id"]
@@ -129,3 +131,33 @@ def test_the_readme_caddy_snippet_is_the_shipped_one() -> None:
     for line in filter(None, (line.strip() for line in snippet.splitlines())):
         assert line in shipped[position:], f"not in caddy/Caddyfile (in this order): {line}"
         position = shipped.index(line, position) + 1
+
+
+def test_the_readme_mcp_example_is_the_tested_traefik_file() -> None:
+    """ "Protect an MCP server" shows traefik/mcp.yml, which tests/e2e/test_mcp_oauth.py runs
+    with the ``mcp`` package's own client."""
+    (block,) = [
+        body for lang, body in fenced_blocks(section("Protect an MCP server")) if lang == "yaml"
+    ]
+    shipped = yaml.safe_load((REPO / "traefik" / "mcp.yml").read_text())
+    assert yaml.safe_load(block) == shipped
+
+
+@pytest.mark.parametrize(
+    ("path", "router"),
+    [("dynamic.yml", "app-resource-metadata"), ("mcp.yml", "mcp-resource-metadata")],
+)
+def test_traefik_routes_only_the_metadata_paths_around_the_gate(path: str, router: str) -> None:
+    routers = yaml.safe_load((REPO / "traefik" / path).read_text())["http"]["routers"]
+    metadata = routers[router]
+    assert metadata["service"] == "auth-service"
+    assert metadata["middlewares"] == ["no-client-request-id"]
+    host = re.match(r"Host\(`([^`]+)`\) && ", metadata["rule"])
+    assert host, metadata["rule"]
+    assert metadata["rule"] == (
+        f"Host(`{host.group(1)}`) && (Path(`/.well-known/oauth-protected-resource`)"
+        " || PathPrefix(`/.well-known/oauth-protected-resource/`))"
+    )
+    gated = [r for name, r in routers.items() if r["rule"] == f"Host(`{host.group(1)}`)"]
+    assert [r["middlewares"] for r in gated] == [["auth"]]
+    assert metadata["priority"] > len(metadata["rule"])  # above the gated router
