@@ -18,6 +18,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from auth_service.app import create_app
+from auth_service.metrics import OAUTH_REQUESTS
 from auth_service.settings import Settings
 
 PRM = "/.well-known/oauth-protected-resource"
@@ -81,6 +82,7 @@ def forwarded(host: str, proto: str = "https") -> dict[str, str]:
 
 
 async def test_the_document_of_a_configured_resource(metadata: httpx.AsyncClient) -> None:
+    before = counted()
     response = await metadata.get(PRM + "/mcp", headers=forwarded("mcp.example.com"))
     assert response.status_code == 200, response.text
     assert response.json() == MCP_DOCUMENT
@@ -90,6 +92,22 @@ async def test_the_document_of_a_configured_resource(metadata: httpx.AsyncClient
     # HEAD as GET, without the body.
     head = await metadata.head(PRM + "/mcp", headers=forwarded("mcp.example.com"))
     assert head.status_code == 200 and head.content == b""
+    await metadata.get(PRM + "/nothing", headers=forwarded("mcp.example.com"))
+    await metadata.get(PRM + "/mcp/", headers=forwarded("mcp.example.com"))
+    after = counted()
+    assert {k: after[k] - before[k] for k in after} == {
+        "ok": 2,
+        "not_found": 1,
+        "invalid_request": 1,
+    }
+
+
+def counted() -> dict[str, float]:
+    """``auth_oauth_requests_total{endpoint="resource_metadata"}`` by outcome."""
+    return {
+        outcome: OAUTH_REQUESTS.labels("resource_metadata", outcome)._value.get()
+        for outcome in ("ok", "not_found", "invalid_request")
+    }
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from ..metrics import count_oauth
 from ..oauth.resources import METADATA_PATH, Resource
 from ..oauth.urls import canonical_origin, canonical_path
 from ..runtime import Runtime
@@ -51,6 +52,20 @@ async def resource_metadata_of_path(request: Request, runtime: RuntimeDep, path:
 
 
 def _answer(request: Request, runtime: Runtime) -> Response:
+    """The document, counted in ``auth_oauth_requests_total{endpoint="resource_metadata"}``
+    (``ok``, ``not_found`` or ``invalid_request``)."""
+    try:
+        response = _document_response(request, runtime)
+    except HTTPException as refusal:
+        count_oauth(
+            "resource_metadata", "not_found" if refusal.status_code == 404 else "invalid_request"
+        )
+        raise
+    count_oauth("resource_metadata", "ok")
+    return response
+
+
+def _document_response(request: Request, runtime: Runtime) -> Response:
     resources = runtime.oauth_resources
     if resources is None:
         raise HTTPException(404, "OAuth is off: no protected-resource metadata")
