@@ -93,6 +93,12 @@ _ADVICE = {
         "tokens still used after logout, or a disabled user or new password ended their sessions",
         "look for disabled accounts with `auth-service user list`; those clients must log in again",
     ),
+    "wrong_resource": (
+        "OAuth clients send a token made for another MCP server, or the proxy forwards another "
+        "host, scheme or path than the resource's",
+        "compare a refused token's aud with the [[resources]] url and the X-Forwarded-Proto "
+        "and -Host the proxy sends (a TLS terminator's proto must reach us)",
+    ),
     "malformed_header": (
         "a client bug: several Authorization headers, not Bearer, or characters outside RFC 6750",
         "find that client among the top clients above and look at the header it sends",

@@ -230,6 +230,7 @@ def test_exit_statuses() -> None:
         ("revoked_token", ("logout", "disabled user", "user list")),
         ("malformed_header", ("client bug",)),
         ("token_too_long", ("AUTH_TOKEN_MAX_LENGTH",)),
+        ("wrong_resource", ("another MCP server", "[[resources]] url", "X-Forwarded-Proto")),
         ("something_new", ("error_type",)),
     ],
 )
