@@ -17,9 +17,9 @@ ours, or describe another resource, is refused with 400, never tidied.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -33,6 +33,14 @@ from .schemas import refusal
 router = APIRouter(tags=["oauth"])
 _PREFIX = METADATA_PATH.encode()
 _HEADERS = {"cache-control": "max-age=300", "access-control-allow-origin": "*"}
+# What the document says of ``<path>``: one segment of unreserved characters, not "." or ".."
+# (the spelling a generated request can send without escapes). The route takes several
+# segments too; a spelling that is not canonical gets the declared 400.
+_SEGMENT = r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\.\.[A-Za-z0-9._~-]+"
+_PATH_DOCUMENTED = Path(
+    description="the resource's path without its leading '/', e.g. 'mcp'",
+    json_schema_extra={"pattern": f"^(?:{_SEGMENT})$"},
+)
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: refusal("the path after the well-known prefix, or the forwarded host, is not canonical"),
     404: refusal("OAuth is off, or no resource is at this URL"),
@@ -46,7 +54,9 @@ async def resource_metadata(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get(METADATA_PATH + "/{path:path}", responses=_RESPONSES)
-async def resource_metadata_of_path(request: Request, runtime: RuntimeDep, path: str) -> Response:
+async def resource_metadata_of_path(
+    request: Request, runtime: RuntimeDep, path: Annotated[str, _PATH_DOCUMENTED]
+) -> Response:
     """The metadata of the resource at the forwarded origin plus ``/<path>`` (path form)."""
     return _answer(request, runtime)
 
