@@ -179,6 +179,26 @@ async def test_form_login_sets_the_session_cookie_and_returns_to_rd(
     assert "signed in as alice" in home.text
 
 
+async def test_a_field_of_someone_elses_repeated_does_not_spoil_the_form(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """The document allows up to 16 properties, each one a list; the reader counts names, as
+    the document does, not occurrences (a browser extension's field sent twenty times)."""
+    await create_user(database_url, "alice")
+    token, cookie = await open_login(client, "/")
+    ours = {"username": "alice", "password": PASSWORD, "csrf_token": token, "rd": "/"}
+    headers = {"Cookie": cookie, "Origin": "http://auth.test"}
+    response = await client.post(
+        "/login", data={**ours, "extra": [str(n) for n in range(20)]}, headers=headers
+    )
+    assert response.status_code == 303 and SESSION in cookies_of(response)
+    token, cookie = await open_login(client, "/")
+    many = {**ours, "csrf_token": token, **{f"x{n}": "1" for n in range(13)}}  # 17 names
+    refused = await client.post("/login", data=many, headers={**headers, "Cookie": cookie})
+    assert refused.status_code == 400
+    assert "more than 16 fields" in refused.json()["error_description"]
+
+
 async def test_cookie_lifetime_is_the_session_lifetime(
     client: httpx.AsyncClient, database_url: str, settings: Settings
 ) -> None:

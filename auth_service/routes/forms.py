@@ -18,6 +18,7 @@ from starlette.responses import Response
 from ..redirects import safe_redirect
 from ..runtime import Runtime
 from ..settings import Settings
+from .bodies import MAX_FORM_NAMES
 from .form_guard import form_token, with_presession
 from .pages import message_html, origin_of, render
 from .schemas import refusal
@@ -128,7 +129,7 @@ FORM_BODY: dict[str, Any] = {
                         name: {"type": "string", "pattern": "^[^\\x00-\\x08\\x0a-\\x1f]*$"}
                         for name in sorted(FORM_FIELDS)
                     },
-                    "maxProperties": 16,
+                    "maxProperties": MAX_FORM_NAMES,
                 }
             }
         },

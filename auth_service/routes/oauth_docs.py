@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .bodies import MAX_FORM_NAMES
 from .schemas import refusal
 
 _STRING = {"type": "string", "pattern": "^[^\\x00-\\x08\\x0a-\\x1f]*$"}
@@ -25,7 +26,7 @@ def _form_body(fields: list[str], required: list[str]) -> dict[str, Any]:
                             for name in fields
                         },
                         "required": required,
-                        "maxProperties": 16,
+                        "maxProperties": MAX_FORM_NAMES,
                     }
                 }
             },
