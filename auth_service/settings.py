@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .oauth.urls import check_canonical
@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     oauth_cimd_allow_private: bool = False  # development: fetch from loopback/private addresses
     oauth_cimd_max_bytes: int = Field(default=5120, ge=512, le=65_536)
     oauth_cimd_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # PEM CA certificates the document fetcher trusts instead of the system's (tests, a private
+    # CA in development); unset: the system's trust store.
+    oauth_cimd_ca_file: FilePath | None = None
     oauth_code_ttl_seconds: int = Field(default=60, ge=5, le=60)
     oauth_flow_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     oauth_access_token_ttl_seconds: int | None = Field(default=None, ge=30, le=86_400)
@@ -152,6 +155,7 @@ class Settings(BaseSettings):
         "key_encryption_key_file",
         "key_encryption_key_previous",
         "key_encryption_key_previous_file",
+        "oauth_cimd_ca_file",
         mode="before",
     )
     @classmethod
