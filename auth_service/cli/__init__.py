@@ -17,12 +17,22 @@ from typing import Any
 import asyncpg
 
 from ..errors import AuthServiceError
-from . import audit, backup, clients, config, health, keys, serve, user
+from . import audit, backup, clients, config, health, keys, serve, trace, user
 from .command import CommandError, CommandGroup
 
 __all__ = ["GROUPS", "CommandError", "build_parser", "main"]
 
-GROUPS: tuple[CommandGroup, ...] = (serve, user, clients, audit, config, keys, health, backup)
+GROUPS: tuple[CommandGroup, ...] = (
+    serve,
+    user,
+    clients,
+    audit,
+    config,
+    keys,
+    health,
+    backup,
+    trace,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
