@@ -22,6 +22,8 @@ from .forwarded import TrustedProxies
 from .issuers import IssuerRegistry
 from .key_encryption import KeyRing, load_key_ring
 from .logs import configure_logging
+from .oauth.cimd import CimdPolicy, cimd_http_client
+from .oauth.client_documents import ClientDocuments
 from .openapi import VALIDATE_PATH, install_openapi, validate_router
 from .routes import (
     api,
@@ -133,9 +135,11 @@ class AuthServiceApp:
         settings = self.settings
         file_config = read_config(settings)
         ring = load_key_ring(settings)
+        cimd_policy = CimdPolicy.from_settings(settings)
         async with (
             db.database_url(settings) as dsn,
             httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
+            cimd_http_client(cimd_policy) as cimd_http,
         ):
             pool = await db.create_pool(settings, dsn)
             try:
@@ -156,7 +160,14 @@ class AuthServiceApp:
                 )
                 await issuers.refresh_all()
                 runtime = build_runtime(
-                    settings, pool, key_set, csrf_key, file_config, issuers, self.trusted_proxies
+                    settings,
+                    pool,
+                    key_set,
+                    csrf_key,
+                    file_config,
+                    issuers,
+                    self.trusted_proxies,
+                    ClientDocuments(cimd_http, cimd_policy),
                 )
                 sync = StateSync(
                     dsn,

@@ -18,12 +18,15 @@ import asyncpg
 
 from .cache import TokenCache
 from .config import FileConfig, load_config
+from .db import Connection
 from .errors import ConfigurationError
 from .forwarded import TrustedProxies
 from .issuers import IssuerRegistry
 from .keys import KeySet
 from .metrics import VALIDATE_REQUESTS
 from .oauth.client_auth import DocumentFetcher
+from .oauth.client_documents import ClientDocuments
+from .oauth.clients import Client
 from .oauth.resources import ResourceSet
 from .passwords import PasswordWorkers
 from .policy import Rule, compile_rules
@@ -80,9 +83,8 @@ class Runtime:
     issuers: IssuerRegistry
     throttle: ThrottlePolicy
     metrics_allow: TrustedProxies | None  # None: everyone
-    # The Client ID Metadata Document fetcher (oauth/client_auth.py ``DocumentFetcher``):
-    # None until one is installed, and then https client_ids are unknown clients.
-    client_documents: DocumentFetcher | None = None
+    # Clients named by an https client_id (oauth/client_documents.py); None: not accepted.
+    client_documents: ClientDocuments | None = None
     draining: bool = False  # SIGTERM arrived: readiness says 503 while requests still pass
 
     @property
@@ -90,6 +92,23 @@ class Runtime:
         """The resources OAuth access tokens are made for, None when OAuth is off: validate
         then accepts no OAuth token and answers exactly as without OAuth."""
         return self.resources if self.settings.oauth_active else None
+
+    @property
+    def accepts_client_documents(self) -> bool:
+        """Whether an https ``client_id`` is looked up by its metadata document."""
+        return self.client_documents is not None and self.settings.oauth_cimd
+
+    def document_fetcher(self, conn: Connection) -> DocumentFetcher | None:
+        """How /authorize and /token, on ``conn``, get a client an https ``client_id``
+        names: its metadata document, while ``AUTH_OAUTH_CIMD`` accepts them."""
+        documents = self.client_documents
+        if documents is None or not self.accepts_client_documents:
+            return None
+
+        async def fetch(client_id: str) -> Client:
+            return await documents.resolve(conn, client_id)
+
+        return fetch
 
     def state_gauges(self) -> dict[str, float]:
         """What /metrics reports about this process's state."""
@@ -101,10 +120,6 @@ class Runtime:
             "auth_token_cache_entries": len(self.authenticator.cache),
             "auth_signing_keys": len(self.keys.verifying),
         }
-
-    def document_fetcher(self) -> DocumentFetcher | None:
-        """The metadata-document fetcher, when https client_ids are accepted."""
-        return self.client_documents if self.settings.oauth_cimd else None
 
     def use_keys(self, key_set: KeySet) -> None:
         """Sign and verify with a new key set (a rotation seen by ``sync``)."""
@@ -136,6 +151,7 @@ def build_runtime(
     file_config: FileConfig,
     issuers: IssuerRegistry,
     trusted_proxies: TrustedProxies,
+    client_documents: ClientDocuments | None = None,
 ) -> Runtime:
     """The runtime from what start-up opened and read."""
     params = token_parameters(settings)
@@ -167,6 +183,7 @@ def build_runtime(
         issuers=issuers,
         throttle=ThrottlePolicy.from_settings(settings),
         metrics_allow=TrustedProxies(settings.metrics_allow) if settings.metrics_allow else None,
+        client_documents=client_documents,
     )
 
 

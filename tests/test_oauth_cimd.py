@@ -7,6 +7,7 @@ without that setting the same document is refused before any connection is made.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -28,8 +29,8 @@ from auth_service.oauth.cimd import (
     fetch_client_document,
     is_client_id_url,
 )
-from auth_service.oauth.client_documents import ClientDocuments
-from auth_service.oauth.clients import get_client
+from auth_service.oauth.client_documents import MAX_CONCURRENT_FETCHES, ClientDocuments
+from auth_service.oauth.clients import Client, get_client
 from auth_service.oauth.errors import InvalidClientDocument
 from tests.tls import DocumentServer, LocalCA, Reply, make_local_ca
 
@@ -406,3 +407,33 @@ async def test_an_expired_copy_whose_document_went_bad_is_refused(
     serve(documents, path, document(client_id, client_secret="s"))
     with pytest.raises(InvalidClientDocument, match="must not contain client_secret"):
         await clients.resolve(conn, client_id)
+
+
+async def test_fetches_beyond_the_cap_are_refused_at_once_not_queued(
+    documents: DocumentServer, http: httpx.AsyncClient, database_url: str, local_ca: LocalCA
+) -> None:
+    policy = CimdPolicy(allow_private=True, timeout_seconds=3.0, ca_file=local_ca.ca_file)
+    clients = ClientDocuments(http, policy)
+    slow = []
+    for n in range(MAX_CONCURRENT_FETCHES + 1):
+        path = f"/busy/{n}.json"
+        slow.append(serve(documents, path, document(documents.url(path)), trickle=0.002))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=MAX_CONCURRENT_FETCHES + 1)
+    try:
+
+        async def resolve(client_id: str) -> Client:
+            async with pool.acquire() as conn:
+                return await clients.resolve(conn, client_id)
+
+        running = [asyncio.create_task(resolve(c)) for c in slow[:-1]]
+        while sum(p.startswith("/busy/") for p in documents.hits) < MAX_CONCURRENT_FETCHES:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(InvalidClientDocument, match="too many client metadata documents"):
+            await resolve(slow[-1])
+        assert time.monotonic() - started < 0.5
+        assert [r.client_id for r in await asyncio.gather(*running)] == slow[:-1]
+        # The refusal was not remembered as the document's: it is fetched once a slot is free.
+        assert (await resolve(slow[-1])).client_id == slow[-1]
+    finally:
+        await pool.close()

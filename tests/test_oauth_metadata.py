@@ -67,8 +67,8 @@ EXPECTED = {
     ],
     "code_challenge_methods_supported": ["S256"],
     "authorization_response_iss_parameter_supported": True,
-    # No metadata-document fetcher in this build: https client_ids are not accepted.
-    "client_id_metadata_document_supported": False,
+    # https client_ids are accepted by default (AUTH_OAUTH_CIMD, oauth/client_documents.py).
+    "client_id_metadata_document_supported": True,
 }
 
 

@@ -5,7 +5,10 @@
 older one is fetched again and replaced, and a document that can no longer be fetched or used
 refuses the client (fail closed: a stale copy may name redirect URIs its owner withdrew).
 Refusals are remembered for a minute per process, so a flood of /authorize requests naming a
-broken or hostile URL costs one fetch a minute, not one each.
+broken or hostile URL costs one fetch a minute, not one each. At most ``MAX_CONCURRENT_FETCHES``
+fetches run at once per process, and one more is refused at once rather than queued: the
+route holds a database connection while it waits, and a flood of slow documents must not
+take the pool from sign-ins.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from .cimd import CACHE_MIN_SECONDS, CimdPolicy, fetch_client_document
 from .clients import Client, get_client, upsert_metadata_document_client
 from .errors import InvalidClientDocument
 
-__all__ = ["ClientDocuments"]
+__all__ = ["MAX_CONCURRENT_FETCHES", "ClientDocuments"]
 
 _MAX_REMEMBERED_FAILURES = 10_000
+MAX_CONCURRENT_FETCHES = 4
 
 
 class ClientDocuments:
@@ -34,6 +38,7 @@ class ClientDocuments:
         self.http = http
         self.policy = policy
         self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._fetching = 0
 
     async def resolve(self, conn: Connection, client_id: str) -> Client:
         """The client ``client_id`` (an https URL) names, from the stored copy while it is
@@ -48,11 +53,16 @@ class ClientDocuments:
         ):
             return stored
         self._raise_if_refused_recently(client_id)
+        if self._fetching >= MAX_CONCURRENT_FETCHES:
+            raise InvalidClientDocument("too many client metadata documents being fetched")
+        self._fetching += 1
         try:
             document = await fetch_client_document(client_id, self.http, self.policy)
         except InvalidClientDocument as e:
             self._remember_failure(client_id, e.description)
             raise
+        finally:
+            self._fetching -= 1
         return await upsert_metadata_document_client(
             conn,
             Client(

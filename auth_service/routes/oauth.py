@@ -75,7 +75,7 @@ async def authorization_server_metadata(runtime: RuntimeDep) -> Response:
         server_metadata(
             runtime.settings,
             runtime.resources,
-            accepts_documents=runtime.document_fetcher() is not None,
+            accepts_documents=runtime.accepts_client_documents,
         ),
         headers={"cache-control": "public, max-age=300", "access-control-allow-origin": "*"},
     )

@@ -24,7 +24,13 @@ from ..oauth.authorization import check_authorization_request, echoed_state, rep
 from ..oauth.client_auth import DocumentFetcher, lookup_client
 from ..oauth.clients import Client
 from ..oauth.consent import consent_covers
-from ..oauth.errors import ConsentRequired, LoginRequired, OAuthError, UnknownClient
+from ..oauth.errors import (
+    ConsentRequired,
+    InvalidClientDocument,
+    LoginRequired,
+    OAuthError,
+    UnknownClient,
+)
 from ..oauth.flows import Flow, create_flow, finish_flow, load_flow, purge_stale, show_consent_to
 from ..oauth.urls import redirect_uri_matches
 from ..runtime import Runtime
@@ -93,8 +99,11 @@ async def _established_client(
         return invalid_link(request, "it names no application")
     try:
         async with runtime.pool.acquire() as conn:
-            client = await lookup_client(conn, client_id, runtime.document_fetcher())
-    except UnknownClient:
+            client = await lookup_client(conn, client_id, runtime.document_fetcher(conn))
+    except UnknownClient as e:
+        if isinstance(e, InvalidClientDocument):
+            # The person sees "unknown application"; the operator learns why here.
+            log.info("oauth client metadata document refused", extra={"error": e.description})
         return invalid_link(request, "unknown application")
     if "redirect_uri" in twice or not redirect_uri:
         return invalid_link(request, "it names no address to return to")
@@ -169,7 +178,7 @@ async def _resume(request: Request, runtime: Runtime, params: list[tuple[str, st
     flow_id = params[0][1]
     async with runtime.pool.acquire() as conn:
         flow = await load_flow(conn, flow_id, request.cookies.get(flow_cookie_name(runtime)))
-        client = await _client_of(conn, flow, runtime.document_fetcher())
+        client = await _client_of(conn, flow, runtime.document_fetcher(conn))
     if flow is None or client is None:
         return invalid_link(request, "it has expired, was used, or was started in another browser")
     flow_id_var.set(flow.id)

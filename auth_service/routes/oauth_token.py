@@ -131,7 +131,7 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
     try:
         credentials = read_client_credentials(request.headers.get("authorization"), form)
         async with runtime.pool.acquire() as conn:
-            client = await authenticate_client(conn, credentials, runtime.document_fetcher())
+            client = await authenticate_client(conn, credentials, runtime.document_fetcher(conn))
         grant = await _grant(runtime, client, form)
         async with runtime.pool.acquire() as conn:
             user = await users.find_user_by_id(conn, grant.session.user_id)
@@ -185,7 +185,7 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
     try:
         credentials = read_client_credentials(request.headers.get("authorization"), form)
         async with runtime.pool.acquire() as conn:
-            client = await authenticate_client(conn, credentials, runtime.document_fetcher())
+            client = await authenticate_client(conn, credentials, runtime.document_fetcher(conn))
             value = form.get("token")
             if not value:
                 raise InvalidRequest("token is required")
