@@ -154,4 +154,21 @@ async def revoke(flow: FlowState, checks: list[str]) -> None:
     )
     if r.status_code != 200:
         raise StepFailed(f"revocation answered {r.status_code}{error_of(r)}", "see the trace")
-    checks.append("200, refresh token revoked")
+    checks.append("200")
+    # RFC 7009 answers 200 for unknown tokens too: see that this one really stopped working.
+    r = await flow.send(
+        "revoke",
+        "POST",
+        flow.server["token_endpoint"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": flow.refresh_token,
+            "client_id": flow.client_id or "",
+            "resource": flow.resource,
+        },
+    )
+    if r.status_code == 200:
+        raise StepFailed(
+            "the revoked refresh token still refreshes", "revocation must end the grant"
+        )
+    checks.append(f"the revoked refresh token is refused ({r.status_code}{error_of(r)})")
