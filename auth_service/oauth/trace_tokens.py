@@ -171,4 +171,9 @@ async def revoke(flow: FlowState, checks: list[str]) -> None:
         raise StepFailed(
             "the revoked refresh token still refreshes", "revocation must end the grant"
         )
-    checks.append(f"the revoked refresh token is refused ({r.status_code}{error_of(r)})")
+    try:
+        code = r.json().get("error", "")
+    except (ValueError, AttributeError):
+        code = ""
+    answer = f"{r.status_code} {code}" if isinstance(code, str) and code else str(r.status_code)
+    checks.append(f"the revoked refresh token is refused ({answer})")

@@ -172,6 +172,7 @@ async def test_every_step_passes_and_the_trace_holds_no_secret(stack: TraceStack
     assert "resource matches the URL" in checks["resource_metadata"]
     assert "aud = resource, iss = issuer" in checks["token"]
     assert checks["resource_request"][0].startswith("200 from the server")
+    assert checks["revoke"] == ("200", "the revoked refresh token is refused (400 invalid_grant)")
     assert result.client_id is not None and result.client_id.startswith("oc_")
 
     document = json.dumps(result.document())
