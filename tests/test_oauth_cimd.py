@@ -8,6 +8,7 @@ without that setting the same document is refused before any connection is made.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import json
 import time
@@ -248,6 +249,17 @@ async def test_an_answer_that_is_not_a_document_is_refused(
     assert reason in await refused(client_id, http, policy)
 
 
+async def test_a_compressed_document_is_refused_and_identity_is_asked(
+    documents: DocumentServer, http: httpx.AsyncClient, policy: CimdPolicy
+) -> None:
+    client_id = documents.url("/gzip/client.json")
+    body = gzip.compress(json.dumps(document(client_id)).encode())
+    headers = JSON_HEADERS | {"Content-Encoding": "gzip"}
+    serve(documents, "/gzip/client.json", body, headers=headers)
+    assert "content-encoding gzip; identity was asked" in await refused(client_id, http, policy)
+    assert documents.encodings[-1] == "identity"
+
+
 @pytest.mark.parametrize(
     ("client_id", "reason"),
     [
@@ -260,6 +272,8 @@ async def test_an_answer_that_is_not_a_document_is_refused(
         ("https://app.example/a/%2e%2E/client.json", "dot segments"),
         ("https://app.example/a b", "spaces or control characters"),
         ("https://app.example:99999/client.json", "not a valid URL"),
+        ("https://app.example:0/client.json", "port 0"),
+        ("https://bücher.example/client.json", "must be ASCII"),
         ("https://app.example/" + "a" * 2000, "longer than 2000"),
     ],
 )

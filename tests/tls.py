@@ -123,6 +123,7 @@ class DocumentServer:
         self.replies: dict[str, Reply] = {}
         self.hits: dict[str, int] = {}
         self.hosts: list[str] = []
+        self.encodings: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,6 +131,7 @@ class DocumentServer:
                 path = self.path.partition("?")[0]
                 server.hits[path] = server.hits.get(path, 0) + 1
                 server.hosts.append(self.headers.get("Host", ""))
+                server.encodings.append(self.headers.get("Accept-Encoding", ""))
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)

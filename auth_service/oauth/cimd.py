@@ -147,11 +147,16 @@ async def fetch_client_document(
 def _check_client_id(client_id: str) -> tuple[str, int]:
     if len(client_id) > _MAX_CLIENT_ID_LENGTH:
         raise InvalidClientDocument("client_id URL is longer than 2000 characters")
+    if not client_id.isascii():
+        # One spelling per client: an internationalised name is written in punycode.
+        raise InvalidClientDocument("client_id URL must be ASCII (punycode for the host)")
     try:
         parts = urlsplit(client_id)
-        port = parts.port or 443
+        port = 443 if parts.port is None else parts.port
     except ValueError as e:
         raise InvalidClientDocument(f"client_id is not a valid URL: {e}") from None
+    if port == 0:
+        raise InvalidClientDocument("client_id is not a valid URL: port 0")
     host = parts.hostname
     if parts.scheme != "https" or not host:
         raise InvalidClientDocument("client_id URL must be https with a host")
@@ -184,7 +189,9 @@ async def _get(
     request = http.build_request(
         "GET",
         target,
-        headers={"Host": host_header, "Accept": "application/json"},
+        # Identity only: the size cap counts the bytes we parse, and a compressed body could
+        # expand far beyond it in one chunk.
+        headers={"Host": host_header, "Accept": "application/json", "Accept-Encoding": "identity"},
         extensions={"sni_hostname": host},
     )
     try:
@@ -200,6 +207,12 @@ async def _get(
         if response.status_code != 200:
             raise InvalidClientDocument(
                 f"client metadata document: answered {response.status_code}, not 200"
+            )
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise InvalidClientDocument(
+                f"client metadata document: sent with content-encoding {encoding}; "
+                "identity was asked"
             )
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
