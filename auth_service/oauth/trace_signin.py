@@ -16,6 +16,15 @@ from .trace_forms import Form, find_forms
 
 __all__ = ["authorize", "login", "register"]
 
+# What an operator changes when /authorize sends the client back with an error.
+_AUTHORIZE_FIXES = {
+    "invalid_target": "the resource must be one the server serves: a [[resources]] url, "
+    "exactly as the resource metadata names it",
+    "invalid_scope": "the resource's scopes_supported must list what clients ask for",
+    "unauthorized_client": "the client must register the authorization_code grant",
+    "invalid_request": "see error_description: a parameter clients send was refused",
+}
+
 
 async def register(flow: FlowState, checks: list[str]) -> None:
     body = {
@@ -59,8 +68,9 @@ async def authorize(flow: FlowState, checks: list[str]) -> None:
         "code_challenge_method": "S256",
         "state": flow.state,
         "resource": flow.resource,
-        "scope": " ".join(scopes),
     }
+    if scopes:
+        params["scope"] = " ".join(scopes)
     flow.remember(flow.verifier)
     url = f"{flow.server['authorization_endpoint']}?{urlencode(params)}"
     r = await flow.send("authorize", "GET", url)
@@ -72,11 +82,11 @@ async def authorize(flow: FlowState, checks: list[str]) -> None:
         )
     if location.startswith(flow.redirect_uri):
         query = dict(parse_qsl(urlsplit(location).query))
+        error = query.get("error", "")
         raise StepFailed(
-            f"/authorize sent the client back with error={query.get('error')} "
+            f"/authorize sent the client back with error={error} "
             f"({query.get('error_description', '')})",
-            "invalid_target: the resource is not one of [[resources]]; invalid_scope: the "
-            "resource does not offer these scopes",
+            _AUTHORIZE_FIXES.get(error, "see error_description and the server's log"),
         )
     flow.next_url = urljoin(url, location)
     checks.append(f"PKCE S256, state, resource; {r.status_code} to {urlsplit(location).path}")
