@@ -21,7 +21,8 @@
     │   ├── RevokedToken
     │   ├── WrongResource            (an OAuth token on another resource than its own)
     │   └── RefreshRefused           (sessions.py)
-    └── LoginThrottled               (429 on the login endpoints)
+    ├── LoginThrottled               (429 on the login endpoints)
+    └── LoginOverloaded              (503: the password-hashing queue is full)
 
 Each refusal carries an ``ErrorCode`` that is logged, counted and sent in response bodies;
 ``error_body`` is the one place that body is built, for every route and for validate.
@@ -223,4 +224,12 @@ class LoginThrottled(AuthServiceError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed attempts; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class LoginOverloaded(AuthServiceError):
+    """More logins than the hashing threads can serve soon: try again in ``retry_after`` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many logins at once; try again in {retry_after} s")
         self.retry_after = retry_after

@@ -23,7 +23,7 @@ import asyncpg
 
 from . import audit, throttle, users
 from .devices import device_id, issue_device_token
-from .errors import LoginThrottled
+from .errors import LoginOverloaded, LoginThrottled
 from .logs import request_id_var
 from .metrics import LOGIN_ATTEMPTS
 from .passwords import PasswordWorkers
@@ -63,13 +63,21 @@ async def attempt_login(
     device_token: str | None,
 ) -> SignedIn | None:
     """Check ``password`` for ``username``: None when it is wrong (or the user unknown or
-    disabled); ``LoginThrottled`` while the throttle refuses.
+    disabled); ``LoginThrottled`` while the throttle refuses; ``LoginOverloaded`` when the
+    password-hashing queue cannot take the attempt.
 
     Counted, logged and audited. Unknown users are verified against a dummy hash: the same
     work, time, counting and answer as a wrong password, so names cannot be probed. A name
     no user can have (control characters, ...) is never looked up: only its client's
-    address counts it.
+    address counts it. A full queue refuses before anything else (no database work, no
+    throttle count: no password was tried); an attempt that times out in the queue keeps
+    the failure the throttle counted for it.
     """
+    try:
+        passwords.check_room()
+    except LoginOverloaded as overloaded:
+        log.warning("login refused: hashing queue full", extra=_overload(overloaded))
+        raise
     valid_name = users.is_valid_username(username)
     user = await users.find_user(pool, username) if valid_name else None
     if user is not None:
@@ -91,7 +99,11 @@ async def attempt_login(
         log.info("login throttled", extra={**who, "retry_after": admission.retry_after})
         await _audit(pool, "throttled", who, client_ip, retry_after=admission.retry_after)
         raise LoginThrottled(admission.retry_after)
-    matches = await passwords.verify(user.password_hash if user else None, password)
+    try:
+        matches = await passwords.verify(user.password_hash if user else None, password)
+    except LoginOverloaded as overloaded:
+        log.warning("login refused: no hashing thread in time", extra=_overload(overloaded))
+        raise
     ok = user is not None and matches and not user.disabled
     outcome = "success" if ok else "failure"
     LOGIN_ATTEMPTS.labels(outcome).inc()
@@ -104,6 +116,10 @@ async def attempt_login(
     if not ok or user is None:
         return None
     return SignedIn(user, issue_device_token(secret, user.username))
+
+
+def _overload(overloaded: LoginOverloaded) -> dict[str, Any]:
+    return {"error_type": "service_unavailable", "retry_after": overloaded.retry_after}
 
 
 async def _audit(

@@ -142,6 +142,7 @@ _STATE_GAUGES = {
     "auth_revoked_sessions": "Revoked session ids held in memory.",
     "auth_token_cache_entries": "Verified tokens held in the cache.",
     "auth_signing_keys": "Our keys that currently verify tokens.",
+    "auth_login_queue_depth": "Logins waiting for a password-hashing thread.",
 }
 _state: StateCollector | None = None
 

@@ -1,4 +1,4 @@
-"""Password hashing with argon2id, run off the event loop in a bounded thread pool.
+"""Password hashing with argon2id, run off the event loop in a few low-priority threads.
 
 Parameters are above OWASP's minimum for argon2id (19 MiB, t=2, p=1): 64 MiB, t=3, p=1
 (argon2-cffi's RFC 9106 "low memory" profile). argon2-cffi releases the GIL while hashing,
@@ -7,8 +7,11 @@ so the threads really run in parallel with the event loop.
 
 from __future__ import annotations
 
-import asyncio
+import os
 import secrets
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
@@ -16,6 +19,7 @@ from importlib import resources
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from .admission import HashingQueue
 from .errors import InvalidPassword
 
 MIN_PASSWORD_LENGTH = 8  # characters; 15 or more is recommended (README)
@@ -67,29 +71,54 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 class PasswordWorkers:
-    """A bounded pool of threads for hashing, with a dummy hash for unknown users.
+    """A few low-priority threads for hashing behind a bounded admission queue, with a dummy
+    hash for unknown users.
 
     Verifying an unknown user's attempt against the dummy hash makes it cost the same time
-    as a known user's, so response times do not reveal which names exist.
+    as a known user's, so response times do not reveal which names exist. The threads run at
+    a lower priority (``nice`` levels below the process's): when validate and the hashes want
+    the same cores, the scheduler serves validate first, and the hashes get whatever is left
+    (all of it when validate is idle). ``queue`` refuses the logins they cannot serve soon.
     """
 
-    def __init__(self, workers: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+    def __init__(
+        self, workers: int, *, queue_size: int = 16, max_wait: float = 3.0, nice: int = 0
+    ) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="argon2",
+            initializer=_lower_priority,
+            initargs=(nice,),
+        )
+        started = time.monotonic()
         self._dummy_hash = _HASHER.hash(secrets.token_urlsafe(24))
+        self.queue = HashingQueue(workers, queue_size, max_wait, time.monotonic() - started)
+
+    def check_room(self) -> None:
+        """``LoginOverloaded`` at once when a login arriving now would be refused."""
+        self.queue.check_room()
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        """Verify in a worker thread; ``None`` as hash means "unknown user" (always False)."""
-        loop = asyncio.get_running_loop()
+        """Verify in a worker thread; ``None`` as hash means "unknown user" (always False).
+        ``LoginOverloaded`` when the queue refuses."""
         if password_hash is None:
-            await loop.run_in_executor(self._executor, verify_password, self._dummy_hash, password)
+            await self.queue.run(self._executor, verify_password, self._dummy_hash, password)
             return False
-        return await loop.run_in_executor(self._executor, verify_password, password_hash, password)
+        return await self.queue.run(self._executor, verify_password, password_hash, password)
 
     async def hash(self, password: str) -> str:
-        """Hash in a worker thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, hash_password, password)
+        """Hash in a worker thread (``LoginOverloaded`` when the queue refuses)."""
+        return await self.queue.run(self._executor, hash_password, password)
 
     def close(self) -> None:
         """Stop the threads (pending work finishes first)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _lower_priority(increment: int) -> None:
+    """Lower the calling hashing thread's priority by ``increment`` nice levels (Linux keeps
+    a nice value per thread; elsewhere it is the process's, so the threads keep it)."""
+    if increment and sys.platform == "linux":
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + increment))

@@ -119,6 +119,7 @@ class Runtime:
             "auth_revoked_sessions": len(self.revocations),
             "auth_token_cache_entries": len(self.authenticator.cache),
             "auth_signing_keys": len(self.keys.verifying),
+            "auth_login_queue_depth": self.passwords.queue.waiting,
         }
 
     def use_keys(self, key_set: KeySet) -> None:
@@ -172,7 +173,12 @@ def build_runtime(
             issuers,
             resources if settings.oauth_active else None,
         ),
-        passwords=PasswordWorkers(settings.password_hash_workers),
+        passwords=PasswordWorkers(
+            settings.password_hash_workers,
+            queue_size=settings.login_queue_size,
+            max_wait=settings.login_queue_wait_seconds,
+            nice=settings.password_hash_nice,
+        ),
         trusted_proxies=trusted_proxies,
         csrf_key=csrf_key,
         login_url=settings.public_url + "/login",

@@ -7,6 +7,7 @@ pass their own values. Validators fail fast with a message that names the settin
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,6 +39,12 @@ _WEB_SCHEMES = {"http", "https", "javascript", "data", "file", "blob", "about", 
 
 # The pre-session cookie's name before its prefix (see ``Settings.presession_cookie_name``).
 PRESESSION_COOKIE = "auth_presession"
+
+
+def _one_per_two_cores() -> int:
+    """The default number of hashing threads: argon2id takes a core for each, so that
+    validate keeps at least half of the machine whatever the logins do."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def _cookie_prefix(secure: bool, domain: str | None) -> str:
@@ -141,8 +148,14 @@ class Settings(BaseSettings):
     # Private-use URI schemes a native client may redirect to (``cursor``); none by default.
     oauth_redirect_schemes: Annotated[tuple[str, ...], NoDecode] = ()
 
-    # Password hashing runs in this many threads, so logins cannot starve the event loop.
-    password_hash_workers: int = Field(default=2, ge=1, le=64)
+    # Password hashing runs in this many threads (default: one per two cores), each this many
+    # nice levels below the process, so that a login flood cannot starve validate.
+    password_hash_workers: int = Field(default_factory=_one_per_two_cores, ge=1, le=64)
+    password_hash_nice: int = Field(default=10, ge=0, le=19)
+    # Logins waiting for a hashing thread: at most this many, none longer than this; any
+    # other login is refused at once with 503 and Retry-After.
+    login_queue_size: int = Field(default=16, ge=0, le=10_000)
+    login_queue_wait_seconds: float = Field(default=3.0, gt=0, le=60)
 
     # Stopping (SIGTERM): readiness answers 503 at once and the service keeps serving this
     # long, so that proxies stop sending it requests before it stops listening; then it

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
-import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -368,49 +365,3 @@ def test_an_operator_unlocks_an_account_and_replicas_share_the_count(
     assert unlocked.returncode == 0 and "unlocked alice" in unlocked.stdout
     login = httpx.post(b.url + LOGIN, json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 200
-
-
-def test_validate_stays_fast_while_logins_are_hammered(
-    database_url: str, serve: Callable[..., Served]
-) -> None:
-    asyncio.run(create_user(database_url, "alice"))
-    served = serve(
-        AUTH_DATABASE_URL=database_url,
-        AUTH_THROTTLE_ACCOUNT_FAILURES="1000",
-        AUTH_THROTTLE_ACCOUNT_BUDGET="1000",
-        AUTH_THROTTLE_ADDRESS_FAILURES="100000",
-    )
-    token = httpx.post(served.url + LOGIN, json={"username": "alice", "password": PASSWORD}).json()[
-        "access_token"
-    ]
-    stop = threading.Event()
-    logins = [0]
-
-    def hammer() -> None:
-        with httpx.Client(base_url=served.url, timeout=30) as http:
-            while not stop.is_set():
-                http.post(LOGIN, json={"username": "alice", "password": "wrong guess"})
-                logins[0] += 1
-
-    workers = [threading.Thread(target=hammer) for _ in range(8)]
-    for worker in workers:
-        worker.start()
-    try:
-        while logins[0] < 3:
-            time.sleep(0.05)
-        before = logins[0]
-        latencies = []
-        with httpx.Client(base_url=served.url) as http:
-            for _ in range(100):
-                started = time.perf_counter()
-                response = http.get(
-                    "/api/v1/auth/validate", headers={"Authorization": f"Bearer {token}"}
-                )
-                latencies.append(time.perf_counter() - started)
-                assert response.status_code == 200
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-    assert logins[0] > before  # the logins really were running meanwhile
-    assert statistics.median(latencies) < 0.050, statistics.median(latencies)

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import audit, users
 from ..devices import DEVICE_COOKIE
-from ..errors import CredentialError, ErrorCode, LoginThrottled
+from ..errors import CredentialError, ErrorCode, LoginOverloaded, LoginThrottled
 from ..login import attempt_login, end_session
 from ..logs import client_ip_var, request_id_var
 from ..metrics import LOGIN_ATTEMPTS
@@ -113,6 +113,14 @@ async def login_json(
             headers={"retry-after": str(throttled.retry_after)},
             retry_after=throttled.retry_after,
         )
+    except LoginOverloaded as overloaded:
+        return error_response(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "too many logins at once; try again later",
+            503,
+            headers={"retry-after": str(overloaded.retry_after)},
+            retry_after=overloaded.retry_after,
+        )
     if signed_in is None:
         return error_response(
             ErrorCode.INVALID_CREDENTIALS,
@@ -138,6 +146,12 @@ router.add_api_route(
         401: refusal("invalid username or password"),
         429: refusal(
             "too many failed attempts for this account, address or device",
+            model=Throttled,
+            headers={"Retry-After": "seconds to wait before the next attempt"},
+        ),
+        503: refusal(
+            "more logins at once than the password-hashing threads can serve within "
+            "AUTH_LOGIN_QUEUE_WAIT_SECONDS",
             model=Throttled,
             headers={"Retry-After": "seconds to wait before the next attempt"},
         ),

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..devices import DEVICE_COOKIE
-from ..errors import CredentialError, LoginThrottled
+from ..errors import CredentialError, LoginOverloaded, LoginThrottled
 from ..login import attempt_login, end_session
 from ..logs import client_ip_var, flow_id_var
 from ..runtime import Runtime
@@ -82,6 +82,13 @@ async def login_page(request: Request, runtime: RuntimeDep) -> Response:
             },
             **PAGE,
         },
+        503: {
+            "description": "more logins than the service can check now: the form again",
+            "headers": {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}
+            },
+            **PAGE,
+        },
         **FORM_REFUSALS,
     },
     openapi_extra=FORM_BODY,
@@ -133,6 +140,18 @@ async def login_submit(request: Request, runtime: RuntimeDep) -> Response:
             status=429,
         )
         page.headers["retry-after"] = str(throttled.retry_after)
+        return page
+    except LoginOverloaded as overloaded:
+        page = login_form(
+            request,
+            runtime,
+            rd,
+            message="Too many people are signing in right now. Please try again in a moment.",
+            error=True,
+            username=username,
+            status=503,
+        )
+        page.headers["retry-after"] = str(overloaded.retry_after)
         return page
     if signed_in is None:
         return login_form(

@@ -61,7 +61,7 @@ class Error(BaseModel):
 
 
 class Throttled(Error):
-    """429 of a login: the seconds to wait, as in ``Retry-After``."""
+    """429 or 503 of a login: the seconds to wait, as in ``Retry-After``."""
 
     retry_after: int
 
