@@ -20,12 +20,13 @@ from pathlib import Path
 from types import FrameType
 
 from . import BenchError
+from .flood import login
 from .fresh import fresh, memory
 from .measure import LoadSettings, progress
 from .processes import stop_embedded_postgres
 from .proxies import find_nginx, find_traefik
 from .report import Report, format_table, write_json
-from .scenarios import Run, direct, login, traefik, workers
+from .scenarios import Run, direct, traefik, workers
 from .servers import (
     add_user,
     auth_service,

@@ -1,4 +1,4 @@
-"""The scenarios that need no fresh tokens: direct, traefik, workers, login.
+"""The scenarios that need no fresh tokens and no login flood: direct, traefik, workers.
 
 Each one measures, appends its rows and its target to the report, and stops whatever it
 started. ``Run`` is what they share: the settings, the main service and a token it issued.
@@ -11,18 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import HOST, request
-from .measure import SCRIPTS, Load, LoadSettings, compare, measure, progress, ratios
+from .measure import Load, LoadSettings, compare, measure, ratios
 from .processes import cpu_seconds
 from .proxies import find_nginx, find_traefik, nginx_server, traefik_server
 from .report import FAIL, INFO, PASS, SKIP, SMOKE, Report, Row, Target, ratio_text
 from .servers import VALIDATE_PATH, AuthService, auth_service, check_validate
-from .wrk import parse_wrk_output, start_wrk, wait_wrk
 
 DIRECT_RATIO, DIRECT_P99_MS = 0.6, 3.0
 TRAEFIK_RATIO = 0.8
 WORKERS_RATIO = 1.6
 CPU_SECONDS = 5  # the run that measures CPU time a request (shorter when the run is)
-LOGIN_CONNECTIONS = 4  # twice the argon2id threads (AUTH_PASSWORD_HASH_WORKERS=2)
 
 
 @dataclass(slots=True)
@@ -188,56 +186,3 @@ def _cpu_per_request(run: Run, load: Load, pid: int) -> float:
     before = cpu_seconds(pid)
     result = measure(run.wrk, load, settings)
     return (cpu_seconds(pid) - before) / max(result.requests, 1)
-
-
-def login(run: Run) -> None:
-    """Target 6: logins/s (argon2id-bound) and validate's p99 while they run at full speed."""
-    validate = Load("validate alone", run.validate_url(), headers=(run.bearer,))
-    alone = measure(run.wrk, validate, run.load)
-    progress(f"logins and validate together: {run.load.duration} s")
-    base = f"http://{HOST}:{run.service.port}"
-    threads, duration = run.load.threads, run.load.duration
-    logins = start_wrk(
-        [
-            run.wrk,
-            f"-t{threads}",
-            f"-c{LOGIN_CONNECTIONS}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            str(SCRIPTS / "login.lua"),
-            base,
-            "--",
-            run.username,
-            run.password,
-        ]
-    )
-    try:
-        during = measure(run.wrk, validate, LoadSettings(duration, 0, run.load.connections, 1))
-    finally:
-        login_report = wait_wrk(logins, duration)
-    login_result = parse_wrk_output(login_report)
-    if login_result.non_2xx:
-        progress(f"warning: {login_result.non_2xx} logins were refused")
-    rows = run.report.rows
-    rows.append(Row.from_rounds("login", "validate alone (cached token)", [alone]))
-    rows.append(
-        Row.from_rounds(
-            "login",
-            "POST /api/v1/auth/login, full speed",
-            [login_result],
-            f"{LOGIN_CONNECTIONS} connections",
-        )
-    )
-    rows.append(Row.from_rounds("login", "validate while logins run", [during]))
-    run.report.targets.append(
-        Target(
-            "6",
-            "login",
-            f"{login_result.requests_per_second:.1f} logins/s, validate p99 {during.p99_ms:.2f} ms",
-            "measure (no threshold)",
-            INFO,
-            f"validate p99 alone: {alone.p99_ms:.2f} ms; validate requests/s "
-            f"{during.requests_per_second:,.0f} during logins vs {alone.requests_per_second:,.0f}",
-        )
-    )
