@@ -304,6 +304,7 @@ def test_alerts_have_severity_and_runbook_annotations() -> None:
         "AuthServiceDown": ("critical", "1m"),
         "AuthServiceValidateErrors": ("critical", "5m"),
         "AuthServiceLoginLockoutsSustained": ("warning", "30m"),
+        "AuthServiceLoginsOverloaded": ("warning", "10m"),
     }
     assert set(alerts) == set(expected)
     for name, (severity, duration) in expected.items():
