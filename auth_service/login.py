@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ async def attempt_login(
     try:
         passwords.check_room()
     except LoginOverloaded as overloaded:
-        log.warning("login refused: hashing queue full", extra=_overload(overloaded))
+        _overloads.refused("login refused: hashing queue full", overloaded)
         raise
     valid_name = users.is_valid_username(username)
     user = await users.find_user(pool, username) if valid_name else None
@@ -102,7 +103,7 @@ async def attempt_login(
     try:
         matches = await passwords.verify(user.password_hash if user else None, password)
     except LoginOverloaded as overloaded:
-        log.warning("login refused: no hashing thread in time", extra=_overload(overloaded))
+        _overloads.refused("login refused: no hashing thread in time", overloaded)
         raise
     ok = user is not None and matches and not user.disabled
     outcome = "success" if ok else "failure"
@@ -118,8 +119,26 @@ async def attempt_login(
     return SignedIn(user, issue_device_token(secret, user.username))
 
 
-def _overload(overloaded: LoginOverloaded) -> dict[str, Any]:
-    return {"error_type": "service_unavailable", "retry_after": overloaded.retry_after}
+class _OverloadLog:
+    """One WARNING a second at most for refused logins, with the count since the last one:
+    a flood must not flood the logs as well."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._next = 0.0
+        self._count = 0
+
+    def refused(self, message: str, overloaded: LoginOverloaded) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now < self._next:
+            return
+        extra = {"error_type": "service_unavailable", "retry_after": overloaded.retry_after}
+        log.warning(message, extra={**extra, "refused": self._count})
+        self._count, self._next = 0, now + self._seconds
+
+
+_overloads = _OverloadLog(1.0)
 
 
 async def _audit(

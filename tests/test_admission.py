@@ -5,6 +5,7 @@ queue never grows past its bound, and the hashes run below validate's priority."
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -243,6 +244,11 @@ def test_a_login_flood_on_a_served_process_is_refused_at_once_and_validate_still
         r'^auth_login_attempts_total\{outcome="overloaded"\} (\S+)$', metrics, re.M
     )
     assert float(counted[0]) == len(refused)
+    # Logged, but one line a second at most, with the count since the line before.
+    lines = [json.loads(line) for line in served.log_text().splitlines() if "refused" in line]
+    logged = [line for line in lines if line.get("message", "").startswith("login refused")]
+    assert logged and len(logged) < len(refused) / 2
+    assert sum(line["refused"] for line in logged) <= len(refused)
     # The one hashing thread runs 10 nice levels below the event loop's thread.
     main = nice[served.process.pid]
     assert sorted(nice.values()).count(main + 10) == 1, nice
