@@ -39,6 +39,7 @@ from .routes import (
 from .routes.context import RequestContextMiddleware
 from .routes.errors import install_error_handlers
 from .routes.last_resort import LastResortMiddleware
+from .routes.overload import LOGIN_PATH, refuse_overloaded_login
 from .routes.validate import validate_endpoint
 from .runtime import (
     Runtime,
@@ -84,7 +85,8 @@ def _announce_oauth(settings: Settings) -> None:
 
 
 class AuthServiceApp:
-    """The ASGI application: validate on its fast path, everything else through FastAPI."""
+    """The ASGI application: validate on its fast path, a JSON login the hashing queue has
+    no room for refused on another, everything else through FastAPI."""
 
     def __init__(self, settings: Settings, *, freeze_after_start: bool = False) -> None:
         self.settings = settings
@@ -99,9 +101,16 @@ class AuthServiceApp:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         runtime = self.runtime
-        if runtime is not None and scope["type"] == "http" and scope["path"] == VALIDATE_PATH:
-            await validate_endpoint(runtime, scope, receive, send)
-            return
+        if runtime is not None and scope["type"] == "http":
+            if scope["path"] == VALIDATE_PATH:
+                await validate_endpoint(runtime, scope, receive, send)
+                return
+            if (
+                scope["path"] == LOGIN_PATH
+                and scope["method"] == "POST"
+                and await refuse_overloaded_login(runtime, scope, send)
+            ):
+                return
         if scope["type"] == "lifespan":
             send = self._concise_startup_failure(send)
         elif scope["type"] == "http" and scope["method"] == "HEAD":

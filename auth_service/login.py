@@ -77,7 +77,7 @@ async def attempt_login(
     try:
         passwords.check_room()
     except LoginOverloaded as overloaded:
-        _overloads.refused("login refused: hashing queue full", overloaded)
+        note_overload("login refused: hashing queue full", overloaded)
         raise
     valid_name = users.is_valid_username(username)
     user = await users.find_user(pool, username) if valid_name else None
@@ -103,7 +103,7 @@ async def attempt_login(
     try:
         matches = await passwords.verify(user.password_hash if user else None, password)
     except LoginOverloaded as overloaded:
-        _overloads.refused("login refused: no hashing thread in time", overloaded)
+        note_overload("login refused: no hashing thread in time", overloaded)
         raise
     ok = user is not None and matches and not user.disabled
     outcome = "success" if ok else "failure"
@@ -139,6 +139,12 @@ class _OverloadLog:
 
 
 _overloads = _OverloadLog(1.0)
+
+
+def note_overload(message: str, overloaded: LoginOverloaded) -> None:
+    """Log a refused login (one line a second at most): for the refusals made before the
+    framework (``routes/overload.py``) as for those made here."""
+    _overloads.refused(message, overloaded)
 
 
 async def _audit(

@@ -148,6 +148,12 @@ async def test_json_and_form_logins_get_503_with_retry_after_while_the_threads_a
                 assert body["error"] == "service_unavailable"
                 assert body["retry_after"] == int(response.headers["retry-after"])
                 assert body["request_id"] == response.headers["x-request-id"]
+                # Refused before anything reads the body: not even a body we would refuse.
+                unread = await client.post(
+                    LOGIN, content=b"x" * 100, headers={"Content-Type": "text/plain"}
+                )
+                assert unread.status_code == 503
+                assert unread.json()["error"] == "service_unavailable"
                 form = await client.post(
                     "/login",
                     data={"username": "alice", "password": PASSWORD, "csrf_token": token[1]},

@@ -34,6 +34,7 @@ from .bodies import NOT_JSON, JSONBodyRoute
 from .cookies import REFRESH_COOKIE, REFRESH_PATH, set_device_cookie, set_refresh_cookie
 from .dependencies import RuntimeDep
 from .errors import error_response
+from .overload import DESCRIPTION as OVERLOADED
 from .schemas import (
     Credentials,
     LoggedOut,
@@ -114,9 +115,11 @@ async def login_json(
             retry_after=throttled.retry_after,
         )
     except LoginOverloaded as overloaded:
+        # Usually answered before the framework (``overload.py``); here when the queue fills
+        # while this attempt reads the database, or the wait runs out.
         return error_response(
             ErrorCode.SERVICE_UNAVAILABLE,
-            "too many logins at once; try again later",
+            OVERLOADED,
             503,
             headers={"retry-after": str(overloaded.retry_after)},
             retry_after=overloaded.retry_after,
