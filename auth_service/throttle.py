@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+import asyncpg
+
 from .db import Connection, Executor
 from .settings import Settings
 
@@ -219,19 +221,30 @@ RETURNING t.key, d.locks AS locked
 """
 
 
-async def give_back(db: Executor, counters: list[Counter]) -> None:
-    """A correct password: return the attempt's reservation (see the module docstring)."""
+async def give_back(pool: asyncpg.Pool, counters: list[Counter]) -> None:
+    """A correct password: return the attempt's reservation (see the module docstring).
+
+    The rows are locked first, in key order, as ``admit`` takes them: one statement that
+    deletes some and updates others locks them in an order of its own, and two correct logins
+    of one account at once then waited for each other until PostgreSQL killed one.
+    """
+    keys = sorted(c.key for c in counters)
     fresh = [c.key for c in counters if c.scope in (Scope.CLIENT, Scope.DEVICE)]
     shared = [c.key for c in counters if c.scope in (Scope.ACCOUNT, Scope.ADDRESS)]
-    await db.execute(
-        """
-        WITH gone AS (DELETE FROM login_throttle WHERE key = ANY($1::text[]))
-        UPDATE login_throttle SET failures = greatest(failures - 1, 0)
-        WHERE key = ANY($2::text[])
-        """,
-        fresh,
-        shared,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM login_throttle WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE",
+            keys,
+        )
+        await conn.execute(
+            """
+            WITH gone AS (DELETE FROM login_throttle WHERE key = ANY($1::text[]))
+            UPDATE login_throttle SET failures = greatest(failures - 1, 0)
+            WHERE key = ANY($2::text[])
+            """,
+            fresh,
+            shared,
+        )
 
 
 async def unlock(db: Executor, account: str) -> bool:

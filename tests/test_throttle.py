@@ -365,3 +365,33 @@ def test_an_operator_unlocks_an_account_and_replicas_share_the_count(
     assert unlocked.returncode == 0 and "unlocked alice" in unlocked.stdout
     login = httpx.post(b.url + LOGIN, json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 200
+
+
+async def test_correct_logins_of_one_account_at_once_never_deadlock(database_url: str) -> None:
+    """Many correct logins of one account from one client at once: each charges its counters
+    (admit) and gives the charge back (give_back) while others charge the same rows. Both
+    must take the rows in one order, or PostgreSQL kills one of two waiting for each other
+    (DeadlockDetectedError, answered as a 503 "database unavailable" to a person who typed
+    the right password)."""
+    policy = throttle.ThrottlePolicy(
+        10_000, 10_000, 10_000, window=900, base_lockout=60, max_lockout=3600
+    )
+    counters = throttle.counters_for(policy, account="dora", address=OWNER, device=None)
+    assert len({c.scope for c in counters}) == 3  # account, client, address: shared rows
+    pool = await asyncpg.create_pool(database_url, min_size=16, max_size=16)
+    assert pool is not None
+
+    async def sign_in_repeatedly() -> None:
+        for _ in range(15):
+            async with pool.acquire() as conn:
+                admission = await throttle.admit(conn, counters, policy)
+            assert admission.retry_after == 0
+            await throttle.give_back(pool, counters)
+
+    try:
+        outcomes = await asyncio.gather(
+            *(sign_in_repeatedly() for _ in range(16)), return_exceptions=True
+        )
+    finally:
+        await pool.close()
+    assert [o for o in outcomes if o is not None] == []
