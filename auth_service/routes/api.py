@@ -36,6 +36,7 @@ from .dependencies import RuntimeDep
 from .errors import error_response
 from .overload import DESCRIPTION as OVERLOADED
 from .schemas import (
+    NO_STORE,
     Credentials,
     LoggedOut,
     RefreshTokenBody,
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/api/v1/auth/login"
 LOGOUT_PATH = "/api/v1/auth/logout"
-_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 _BEARER_OR_NOTHING: dict[str, Any] = {"security": [{"bearer": []}, {}]}
 
 # Every body refusal the JSON API can answer with, whatever the route.
@@ -74,11 +74,11 @@ def _tokens(runtime: Runtime, user: User, grant: SessionGrant) -> JSONResponse:
         refresh_token=grant.refresh_token,
         refresh_expires_in=grant.refresh_expires_in,
     )
-    return JSONResponse(answer.model_dump(), headers=_NO_STORE)
+    return JSONResponse(answer.model_dump(), headers=NO_STORE)
 
 
 def _refused(description: str, code: ErrorCode = ErrorCode.INVALID_GRANT) -> JSONResponse:
-    return error_response(code, description, 401, headers=_NO_STORE)
+    return error_response(code, description, 401, headers=NO_STORE)
 
 
 class _LoginRoute(JSONBodyRoute):
@@ -252,4 +252,4 @@ async def logout(
         username,
         client_ip=client_ip_var.get(),
     )
-    return JSONResponse(LoggedOut().model_dump(), headers=_NO_STORE)
+    return JSONResponse(LoggedOut().model_dump(), headers=NO_STORE)

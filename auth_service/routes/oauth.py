@@ -37,25 +37,13 @@ from .oauth_docs import (
     REGISTER_BODY,
     REGISTER_RESPONSES,
 )
+from .schemas import NO_STORE
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["oauth"])
 
 MAX_REGISTRATION_BYTES = 16_384
-TOKEN_FIELDS = {
-    "grant_type",
-    "code",
-    "redirect_uri",
-    "code_verifier",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "resource",
-    "scope",
-}
-REVOKE_FIELDS = {"token", "token_type_hint", "client_id", "client_secret"}
-_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
 @router.get(
@@ -145,4 +133,4 @@ async def register(request: Request, runtime: RuntimeDep) -> Response:
         return oauth_error_response(e, "register")
     count_oauth("register", "ok")
     log.info("oauth client registered", extra={"client_id": client.client_id})
-    return JSONResponse(answer, status_code=201, headers=_NO_STORE)
+    return JSONResponse(answer, status_code=201, headers=NO_STORE)

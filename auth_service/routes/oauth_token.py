@@ -37,6 +37,7 @@ from .bodies import read_form
 from .dependencies import RuntimeDep
 from .errors import oauth_error_response
 from .oauth_docs import REVOKE_BODY, REVOKE_RESPONSES, TOKEN_BODY, TOKEN_RESPONSES
+from .schemas import NO_STORE
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ TOKEN_FIELDS = {
     "scope",
 }
 REVOKE_FIELDS = {"token", "token_type_hint", "client_id", "client_secret"}
-_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
 async def _form(request: Request, fields: set[str], endpoint: str) -> dict[str, str]:
@@ -169,7 +169,7 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
             "sid": grant.session.session_id,
         },
     )
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 @router.post(
@@ -201,4 +201,4 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
     except OAuthError as e:
         return oauth_error_response(e, "revoke")
     count_oauth("revoke", "ok")
-    return Response(status_code=200, headers=_NO_STORE)
+    return Response(status_code=200, headers=NO_STORE)

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ErrorCode
 
+# RFC 6749 5.1: an answer that carries a token or a secret is never cached, by anyone.
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
 MAX_USERNAME_LENGTH = 128
 MAX_PASSWORD_LENGTH = 1024
 MAX_REFRESH_TOKEN_LENGTH = 256
