@@ -8,6 +8,16 @@ other login is refused at once with ``LoginOverloaded`` and a ``Retry-After`` of
 queue needs to drain. An admitted login that still waits ``max_wait`` (the hashes got slower
 meanwhile) is refused then: nobody waits longer.
 
+A hashing thread also gives way to a busy event loop. Nice levels rank the threads on a
+core, but a hash running on another core still slows validate: argon2id streams through
+64 MiB, and the cores share their cache and memory bandwidth (measured: nice 10 and nice 19
+both left validate 0.76-0.77x of its rate beside a flood, the hash running all the time on
+the second core). So after each hash its thread rests, before taking the next, for the
+hash's time times the share of that time the event loop spent on the CPU, times
+``yield_factor``: with the loop fully busy and a factor of 1, hashing runs half the time;
+with the loop idle, it does not rest at all. The rest counts in the estimate of a hash's
+time, so admission refuses what the slower pace cannot serve in time.
+
 The queue lives in one process's event loop: with ``--workers N`` each worker has its own
 threads and queue.
 """
@@ -31,10 +41,20 @@ _SMOOTHING = 0.2  # weight of the latest hash in the running estimate of a hash'
 
 class HashingQueue:
     """At most ``threads`` hashes at once, at most ``size`` waiting, none waiting past
-    ``max_wait`` seconds. ``hash_seconds`` is the first estimate of one hash's time."""
+    ``max_wait`` seconds. ``hash_seconds`` is the first estimate of one hash's time;
+    ``yield_factor`` how long a thread rests after a hash that ran beside a busy event loop
+    (0: never)."""
 
-    def __init__(self, threads: int, size: int, max_wait: float, hash_seconds: float) -> None:
+    def __init__(
+        self,
+        threads: int,
+        size: int,
+        max_wait: float,
+        hash_seconds: float,
+        yield_factor: float = 0.0,
+    ) -> None:
         self._threads = threads
+        self._yield_factor = yield_factor
         self._size = size
         self._max_wait = max_wait
         self._slots = asyncio.Semaphore(threads)
@@ -50,7 +70,7 @@ class HashingQueue:
 
     @property
     def running(self) -> int:
-        """Hashes running right now."""
+        """Threads taken right now: hashing, or resting after a hash."""
         return self._running
 
     @property
@@ -79,16 +99,25 @@ class HashingQueue:
         finally:
             self._waiting -= 1
         self._running += 1
-        started = time.monotonic()
+        started, loop_cpu = time.monotonic(), time.thread_time()
         future = asyncio.get_running_loop().run_in_executor(executor, work, *args)
-        # The slot is given back when the thread is done, not when the request is: a
-        # cancelled request must not let another hash start beside one still running.
-        future.add_done_callback(lambda _: self._finished(started))
+        # The slot is given back when the thread is done (and rested), not when the request
+        # is: a cancelled request must not let another hash start beside one still running.
+        future.add_done_callback(lambda _: self._finished(started, loop_cpu))
         return await asyncio.shield(future)
 
-    def _finished(self, started: float) -> None:
+    def _finished(self, started: float, loop_cpu: float) -> None:
+        """On the event loop's thread, when a hash is done: so ``thread_time`` is the loop's."""
         elapsed = time.monotonic() - started
-        self._hash_seconds += _SMOOTHING * (elapsed - self._hash_seconds)
+        busy = min(1.0, (time.thread_time() - loop_cpu) / elapsed) if elapsed > 0 else 0.0
+        rest = elapsed * busy * self._yield_factor
+        self._hash_seconds += _SMOOTHING * (elapsed + rest - self._hash_seconds)
+        if rest > 0:
+            asyncio.get_running_loop().call_later(rest, self._free)
+        else:
+            self._free()
+
+    def _free(self) -> None:
         self._running -= 1
         self._slots.release()
 

@@ -82,7 +82,13 @@ class PasswordWorkers:
     """
 
     def __init__(
-        self, workers: int, *, queue_size: int = 16, max_wait: float = 3.0, nice: int = 0
+        self,
+        workers: int,
+        *,
+        queue_size: int = 16,
+        max_wait: float = 3.0,
+        nice: int = 0,
+        yield_factor: float = 0.0,
     ) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=workers,
@@ -92,7 +98,9 @@ class PasswordWorkers:
         )
         started = time.monotonic()
         self._dummy_hash = _HASHER.hash(secrets.token_urlsafe(24))
-        self.queue = HashingQueue(workers, queue_size, max_wait, time.monotonic() - started)
+        self.queue = HashingQueue(
+            workers, queue_size, max_wait, time.monotonic() - started, yield_factor
+        )
 
     def check_room(self) -> None:
         """``LoginOverloaded`` at once when a login arriving now would be refused."""

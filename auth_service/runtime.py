@@ -178,6 +178,7 @@ def build_runtime(
             queue_size=settings.login_queue_size,
             max_wait=settings.login_queue_wait_seconds,
             nice=settings.password_hash_nice,
+            yield_factor=settings.password_hash_yield,
         ),
         trusted_proxies=trusted_proxies,
         csrf_key=csrf_key,

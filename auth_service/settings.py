@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # nice levels below the process, so that a login flood cannot starve validate.
     password_hash_workers: int = Field(default_factory=_one_per_two_cores, ge=1, le=64)
     password_hash_nice: int = Field(default=10, ge=0, le=19)
+    # After a hash that ran beside a busy event loop, its thread rests for the hash's time
+    # times the loop's busy share times this (1: hashing at least half the time; 0: no rest).
+    password_hash_yield: float = Field(default=1.0, ge=0, le=10)
     # Logins waiting for a hashing thread: at most this many, none longer than this; any
     # other login is refused at once with 503 and Retry-After.
     login_queue_size: int = Field(default=16, ge=0, le=10_000)

@@ -86,6 +86,14 @@ def _scenarios(text: str) -> list[str]:
     return [name for name in SCENARIOS if name in names]
 
 
+def _auth_setting(text: str) -> tuple[str, str]:
+    """An argparse type: ``AUTH_NAME=VALUE``, as the service reads it from its environment."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.startswith("AUTH_") or not name[5:].replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"not AUTH_NAME=VALUE: {text!r}")
+    return name, value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -134,6 +142,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=64,
         metavar="N",
         help="open connections of wrk (default 64), on one wrk thread",
+    )
+    parser.add_argument(
+        "--service-env",
+        type=_auth_setting,
+        action="append",
+        default=[],
+        metavar="AUTH_NAME=VALUE",
+        help="a setting of the login scenario's default service, to measure it changed "
+        "(e.g. AUTH_PASSWORD_HASH_YIELD=0); repeatable",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     args = parser.parse_args(argv)
@@ -207,6 +224,8 @@ def run(wrk: str, args: argparse.Namespace) -> Report:
     )
     if args.smoke:
         report.notes.append("smoke run: the figures are too short to judge any target")
+    for name, value in args.service_env:
+        report.notes.append(f"the login scenario's default service ran with {name}={value}")
     with tempfile.TemporaryDirectory(prefix="auth-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -225,6 +244,7 @@ def run(wrk: str, args: argparse.Namespace) -> Report:
                     "",
                     args.smoke,
                     report,
+                    dict(args.service_env),
                 )
                 fresh_rate = None
                 for name in args.scenario:

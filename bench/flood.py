@@ -38,6 +38,7 @@ UNBOUNDED = {
     **NO_THROTTLE,
     "AUTH_PASSWORD_HASH_WORKERS": str(os.cpu_count() or 2),
     "AUTH_PASSWORD_HASH_NICE": "0",
+    "AUTH_PASSWORD_HASH_YIELD": "0",
     "AUTH_LOGIN_QUEUE_SIZE": "10000",
     "AUTH_LOGIN_QUEUE_WAIT_SECONDS": "60",
 }
@@ -70,7 +71,9 @@ _LABELS = {
 def login(run: Run) -> None:
     """Target 6: validate during a login flood against validate alone, bounded and not."""
     with (
-        auth_service(run.workdir, name="auth-service-bounded", extra_env=NO_THROTTLE) as new,
+        auth_service(
+            run.workdir, name="auth-service-bounded", extra_env={**NO_THROTTLE, **run.service_env}
+        ) as new,
         auth_service(run.workdir, name="auth-service-unbounded", extra_env=UNBOUNDED) as old,
     ):
         check_validate(new, run.token, run.username)

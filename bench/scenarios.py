@@ -7,7 +7,7 @@ started. ``Run`` is what they share: the settings, the main service and a token 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import HOST, request
@@ -37,6 +37,8 @@ class Run:
     token: str
     smoke: bool
     report: Report
+    # AUTH_* settings of the login scenario's default service (``--service-env``)
+    service_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bearer(self) -> str:

@@ -115,6 +115,53 @@ async def test_a_cancelled_login_keeps_its_thread_until_the_hash_ends() -> None:
         queue.check_room()
 
 
+def keep_the_loop_busy(seconds: float) -> None:
+    """Spend ``seconds`` of the event loop's thread on the CPU, as validate under load does."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_after_a_hash_beside_a_busy_loop_the_thread_rests_before_the_next() -> None:
+    queue = HashingQueue(threads=1, size=0, max_wait=5, hash_seconds=0.3, yield_factor=1)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        login = asyncio.ensure_future(queue.run(executor, time.sleep, 0.3))
+        await asyncio.sleep(0.01)  # the hash has started
+        keep_the_loop_busy(0.4)  # the loop is on the CPU for the whole hash
+        await login  # the login's answer does not wait for the rest
+        answered = time.monotonic()
+        assert queue.running == 1  # the thread rests: the next login finds none free
+        with pytest.raises(LoginOverloaded):
+            queue.check_room()
+        while queue.running:
+            await asyncio.sleep(0.01)
+        # about the hash's time (0.4 s of it beside the busy loop), its own rest included
+        assert 0.2 < time.monotonic() - answered < 1.5
+        assert queue.hash_seconds > 0.3  # the estimate admission uses counts the rest
+        queue.check_room()
+
+
+async def test_after_a_hash_beside_an_idle_loop_the_thread_is_free_at_once() -> None:
+    queue = HashingQueue(threads=1, size=0, max_wait=5, hash_seconds=0.3, yield_factor=1)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        await queue.run(executor, time.sleep, 0.3)  # the loop waits, idle
+        await asyncio.sleep(0.05)
+        assert queue.running == 0
+        queue.check_room()
+
+
+async def test_with_no_yield_factor_the_thread_never_rests() -> None:
+    queue = HashingQueue(threads=1, size=0, max_wait=5, hash_seconds=0.3)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        login = asyncio.ensure_future(queue.run(executor, time.sleep, 0.2))
+        await asyncio.sleep(0.01)
+        keep_the_loop_busy(0.3)
+        await login
+        await asyncio.sleep(0)
+        assert queue.running == 0
+        queue.check_room()
+
+
 @asynccontextmanager
 async def started(settings: Settings) -> AsyncIterator[AuthServiceApp]:
     application = create_app(settings, configure_logs=False)
@@ -165,6 +212,8 @@ async def test_json_and_form_logins_get_503_with_retry_after_while_the_threads_a
                 assert "Too many people are signing in right now" in form.text
                 release.set()
                 await busy
+            while queue.running:  # the thread rests a little: the loop was busy meanwhile
+                await asyncio.sleep(0.01)
             # The threads are free again: the same login goes through.
             response = await client.post(LOGIN, json=credentials)
             assert response.status_code == 200
