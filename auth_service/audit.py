@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from .db import Executor
+from .logs import client_ip_var, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ async def record_event(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row. A failure is logged, never raised: auditing must not turn a
-    successful login into an error, and the log keeps the event."""
+    successful login into an error, and the log keeps the event. ``request_id`` and
+    ``client_addr`` not given are the current request's (none outside a request: the CLI)."""
     try:
         await db.execute(
             """
@@ -36,8 +38,8 @@ async def record_event(
             event,
             outcome,
             username,
-            request_id,
-            client_addr,
+            request_id if request_id is not None else request_id_var.get(),
+            client_addr if client_addr is not None else client_ip_var.get(),
             json.dumps(detail or {}),
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

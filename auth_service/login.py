@@ -25,7 +25,6 @@ import asyncpg
 from . import audit, throttle, users
 from .devices import device_id, issue_device_token
 from .errors import LoginOverloaded, LoginThrottled
-from .logs import request_id_var
 from .metrics import LOGIN_ATTEMPTS
 from .passwords import PasswordWorkers
 from .sessions import Lifetimes, RevocationList, revoke_session
@@ -155,7 +154,6 @@ async def _audit(
         "login",
         outcome,
         username=who.get("user"),
-        request_id=request_id_var.get(),
         client_addr=client_ip,
         detail={**detail, **({} if "user" in who else who)},
     )
@@ -180,7 +178,6 @@ async def end_session(
         "logout",
         "success",
         username=username,
-        request_id=request_id_var.get(),
         client_addr=client_ip,
         detail={"session": session_id[:8]},
     )

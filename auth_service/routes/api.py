@@ -18,7 +18,7 @@ from .. import audit, users
 from ..devices import DEVICE_COOKIE
 from ..errors import CredentialError, ErrorCode, LoginOverloaded, LoginThrottled
 from ..login import attempt_login, end_session
-from ..logs import client_ip_var, request_id_var
+from ..logs import client_ip_var
 from ..metrics import LOGIN_ATTEMPTS
 from ..runtime import Runtime
 from ..sessions import (
@@ -193,7 +193,6 @@ async def refresh(
             runtime.pool,
             "revocation" if reuse else "refresh",
             "success" if reuse else "failure",
-            request_id=request_id_var.get(),
             client_addr=client,
             detail={"reason": refused.description},
         )
@@ -206,7 +205,6 @@ async def refresh(
         "refresh",
         "success",
         username=user.username,
-        request_id=request_id_var.get(),
         client_addr=client,
     )
     response = _tokens(runtime, user, grant)

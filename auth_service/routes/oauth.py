@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from .. import audit
-from ..logs import client_ip_var, request_id_var
+from ..logs import client_ip_var
 from ..metrics import count_oauth
 from ..oauth.clients import insert_client
 from ..oauth.errors import (
@@ -125,7 +125,6 @@ async def register(request: Request, runtime: RuntimeDep) -> Response:
                 conn,
                 "oauth_client_registered",
                 "success",
-                request_id=request_id_var.get(),
                 client_addr=address,
                 detail={"client_id": client.client_id, "client_name": client.client_name},
             )

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import audit
-from ..logs import client_ip_var, flow_id_var, request_id_var
+from ..logs import flow_id_var
 from ..metrics import count_oauth
 from ..oauth.consent import grant_consent, list_consents, revoke_consent
 from ..oauth.flows import finish_flow, load_flow
@@ -133,8 +133,6 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
                 "oauth_consent_revoked",
                 "success",
                 username=user.username,
-                request_id=request_id_var.get(),
-                client_addr=client_ip_var.get(),
                 detail={"client_id": client_id, "resource": resource},
             )
     message = "Access revoked." if revoked else "There was nothing to revoke."
@@ -192,8 +190,6 @@ async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
                 "oauth_consent_granted",
                 "success",
                 username=user.username,
-                request_id=request_id_var.get(),
-                client_addr=client_ip_var.get(),
                 detail={
                     "flow_id": flow.id,
                     "client_id": flow.client_id,
@@ -212,8 +208,6 @@ async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
                 "oauth_consent_denied",
                 "success",
                 username=user.username,
-                request_id=request_id_var.get(),
-                client_addr=client_ip_var.get(),
                 detail={"flow_id": flow.id, "client_id": flow.client_id, "resource": flow.resource},
             )
         count_oauth("consent", "denied")

@@ -19,7 +19,6 @@ from starlette.responses import RedirectResponse, Response
 
 from .. import audit, users
 from ..errors import CredentialError, ErrorCode
-from ..logs import client_ip_var, request_id_var
 from ..metrics import count_oauth
 from ..oauth.clients import Client
 from ..oauth.codes import issue_code as new_code
@@ -175,8 +174,6 @@ async def issue_code(
             "oauth_code_issued",
             "success",
             username=user.username,
-            request_id=request_id_var.get(),
-            client_addr=client_ip_var.get(),
             detail={
                 "flow_id": flow.id,
                 "client_id": flow.client_id,

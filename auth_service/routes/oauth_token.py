@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import audit, users
 from ..db import Connection
-from ..logs import client_ip_var, flow_id_var, request_id_var
+from ..logs import flow_id_var
 from ..metrics import count_oauth
 from ..oauth.client_auth import authenticate_client, read_client_credentials
 from ..oauth.clients import Client
@@ -113,8 +113,6 @@ async def _audit(
         event,
         outcome,
         username=username,
-        request_id=request_id_var.get(),
-        client_addr=client_ip_var.get(),
         detail=detail,
     )
 
