@@ -33,7 +33,8 @@ from auth_service.passwords import hash_password
 from auth_service.settings import Settings
 from auth_service.users import add_user
 
-TEMPLATE_DB = "auth_test_template"
+# One template a pytest-xdist worker: with AUTH_TEST_DATABASE_URL the workers share a server.
+TEMPLATE_DB = "auth_test_template" + os.environ.get("PYTEST_XDIST_WORKER", "")
 PASSWORD = "correct horse battery staple"
 # The key-encryption key of every test service (made for the tests, like the passwords):
 # with an external database the service refuses to start without one.
