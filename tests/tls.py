@@ -8,6 +8,7 @@ and the fetcher is told to trust that CA, as an operator would with ``AUTH_OAUTH
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import ssl
 import threading
 import time
@@ -34,9 +35,14 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_local_ca(folder: Path, server_names: tuple[str, ...] = ("localhost",)) -> LocalCA:
-    """A CA and a server certificate for ``server_names`` (DNS names only: no IP address, so a
-    client that connects by address must still check the certificate against the name)."""
+def make_local_ca(
+    folder: Path,
+    server_names: tuple[str, ...] = ("localhost",),
+    addresses: tuple[str, ...] = (),
+) -> LocalCA:
+    """A CA and a server certificate for ``server_names``, and for the IP ``addresses`` given
+    (none by default, so that a client that connects by address must still check the
+    certificate against the name)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -77,7 +83,11 @@ def make_local_ca(folder: Path, server_names: tuple[str, ...] = ("localhost",)) 
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in server_names]), critical=False
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in server_names]
+                + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+            ),
+            critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

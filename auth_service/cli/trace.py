@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,13 @@ def register(commands: Commands) -> None:
     password.add_argument(
         "--password", metavar="P", help="the password (other local users can see it in ps)"
     )
+    trace.add_argument(
+        "--ca-file",
+        type=_trust_also,
+        dest="trust",
+        metavar="FILE",
+        help="PEM CA certificates to trust besides the system's (a private CA)",
+    )
     trace.add_argument("--save-trace", type=Path, metavar="FILE", help="write the JSON trace")
     trace.add_argument("--quiet", action="store_true", help="print only the verdict")
     trace.set_defaults(func=trace_command)
@@ -60,6 +68,21 @@ def _absolute_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise argparse.ArgumentTypeError(f"not an absolute http(s) URL: {value!r}")
     return value
+
+
+def _trust_also(ca_file: str) -> ssl.SSLContext:
+    """An argparse type: the system's trust store plus the PEM CA certificates of ``ca_file``
+    (a file that cannot be read as such is a usage error, exit status 2)."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except FileNotFoundError as e:
+        raise argparse.ArgumentTypeError(f"no such file: {ca_file!r}") from e
+    except (OSError, ssl.SSLError) as e:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {ca_file!r} as PEM CA certificates: {e}"
+        ) from e
+    return context
 
 
 def _print_step(result: StepResult) -> None:
@@ -84,6 +107,7 @@ def trace_command(args: argparse.Namespace) -> int:
             args.server_url,
             args.username,
             password,
+            verify=args.trust or ssl.create_default_context(),  # the system trust store
             on_step=None if args.quiet else _print_step,
         )
     )

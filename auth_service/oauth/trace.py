@@ -15,6 +15,7 @@ Every exchange is recorded and redacted (``trace_record.py``) for ``--save-trace
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -121,16 +122,18 @@ async def trace_oauth(
     password: str,
     *,
     http: httpx.AsyncClient | None = None,
+    verify: ssl.SSLContext | bool = True,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> TraceResult:
-    """Run every step in order until one fails; ``on_step`` hears each result as it comes."""
+    """Run every step in order until one fails; ``on_step`` hears each result as it comes.
+    ``verify``: how the client made here (no ``http``) checks certificates."""
     recorder = Recorder()
     recorder.redactor.remember(password)
     started = datetime.now(UTC)
     results: list[StepResult] = []
     own_client = http is None
     client = http or httpx.AsyncClient(
-        follow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS, trust_env=False
+        follow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS, trust_env=False, verify=verify
     )
     state = FlowState(server_url, username, password, client, recorder)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,13 +66,31 @@ class FlowState:
         except httpx.HTTPError as e:
             raise StepFailed(
                 f"{method} {self.recorder.redactor.url(url)}: {type(e).__name__}: {e}",
-                "check that the URL is right and reachable from here (DNS, TLS, firewall)",
+                _UNTRUSTED_FIX
+                if _certificate_refused(e)
+                else "check that the URL is right and reachable from here (DNS, TLS, firewall)",
             ) from None
         self.recorder.record(step, response, (time.monotonic() - began) * 1000)
         return response
 
     def remember(self, *secrets_: str | None) -> None:
         self.recorder.redactor.remember(*secrets_)
+
+
+_UNTRUSTED_FIX = (
+    "the server's certificate is not trusted here: if a private CA signed it, pass that CA's "
+    "certificate with --ca-file (MCP clients need it in their trust store too)"
+)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether the TLS handshake failed on the certificate (httpx wraps the ssl error)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from ..conftest import (
     start_served,
     stop_process,
 )
+from ..tls import LocalCA
 from .conftest import _start_traefik, _wait_for_port, start_echo
 from .test_oauth_proxies import _new_database
 
@@ -46,17 +49,18 @@ from .test_oauth_proxies import _new_database
 class TraceStack:
     port: int
     auth: Served
+    scheme: str = "http"
 
     @property
     def mcp_url(self) -> str:
-        return f"http://localhost:{self.port}/mcp"
+        return f"{self.scheme}://localhost:{self.port}/mcp"
 
     @property
     def unlisted_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"{self.scheme}://127.0.0.1:{self.port}/mcp"
 
 
-def _on_resolvable_names(mcp_port: int) -> Any:
+def _on_resolvable_names(mcp_port: int, ca: LocalCA | None = None) -> Any:
     def edit(dynamic: dict[str, Any]) -> None:
         http = dynamic["http"]
         routers = http["routers"]
@@ -76,25 +80,35 @@ def _on_resolvable_names(mcp_port: int) -> Any:
         http["services"]["mcp"] = {
             "loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{mcp_port}"}]}
         }
+        if ca is not None:  # every public router over TLS, with the test CA's certificate
+            for router in routers.values():
+                if "web" in router["entryPoints"]:
+                    router["tls"] = {}
+            dynamic["tls"] = {
+                "certificates": [{"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)}]
+            }
 
     return edit
 
 
-@pytest.fixture(scope="module")
-def stack(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceStack]:
-    folder = tmp_path_factory.mktemp("trace")
+@contextmanager
+def trace_stack(server_url: str, folder: Path, ca: LocalCA | None = None) -> Iterator[TraceStack]:
+    """The stack of this module's docstring; over https with ``ca``'s certificate for
+    ``localhost`` and ``127.0.0.1`` when given."""
     port = free_port()
+    scheme = "https" if ca else "http"
     database = asyncio.run(_new_database(server_url))
     (folder / "auth.toml").write_text(
-        f'[[resources]]\nurl = "http://localhost:{port}/mcp"\nname = "Demo MCP"\nscopes = ["mcp"]\n'
+        f'[[resources]]\nurl = "{scheme}://localhost:{port}/mcp"\n'
+        'name = "Demo MCP"\nscopes = ["mcp"]\n'
     )
     auth = start_served(
         folder,
         cli_env(
             AUTH_DATABASE_URL=database,
             AUTH_CONFIG=str(folder / "auth.toml"),
-            AUTH_PUBLIC_URL=f"http://127.0.0.1:{port}",
-            AUTH_COOKIE_SECURE="false",
+            AUTH_PUBLIC_URL=f"{scheme}://127.0.0.1:{port}",
+            AUTH_COOKIE_SECURE="true" if ca else "false",
         ),
     )
     mcp_port = free_port()
@@ -114,10 +128,18 @@ def stack(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     proxy = None
     try:
         _wait_for_port(mcp_port, mcp, "the MCP server", log)
-        proxy = _start_traefik(folder, port, auth.port, echo_port, _on_resolvable_names(mcp_port))
-        stack = TraceStack(port, auth)
+        proxy = _start_traefik(
+            folder, port, auth.port, echo_port, _on_resolvable_names(mcp_port, ca)
+        )
+        stack = TraceStack(port, auth, scheme)
+        verify = ssl.create_default_context(cafile=ca.ca_file) if ca else True
         deadline = time.monotonic() + 20
-        while httpx.post(stack.mcp_url).status_code == 404 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.post(stack.mcp_url, verify=verify).status_code != 404:
+                    break
+            except httpx.TransportError:  # Traefik has not loaded its certificate yet
+                pass
             time.sleep(0.1)
         yield stack
     finally:
@@ -126,6 +148,12 @@ def stack(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stop_process(echo)
         stop_process(mcp)
         auth.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceStack]:
+    with trace_stack(server_url, tmp_path_factory.mktemp("trace")) as stack:
+        yield stack
 
 
 class Wiretap:
