@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from auth_service.app import AuthServiceApp
+from auth_service.oauth.flows import MAX_BROWSER_FLOWS
 
 from .oauth_flow import (
     ISSUER,
@@ -401,3 +402,46 @@ async def test_the_consents_page_needs_a_sign_in_and_the_home_page_links_to_it(
     assert 'href="/oauth/consents"' in home.text
     empty = await client.get("/oauth/consents")  # mallory never allows anything here
     assert "You have not allowed any application." in empty.text
+
+
+@pytest.mark.usefixtures("alice")
+async def test_one_browser_answers_several_pending_requests_in_any_order(
+    app: AuthServiceApp, client_id: str
+) -> None:
+    # An editor connecting to several MCP servers opens their sign-in tabs together.
+    assert app.runtime is not None
+    presession = app.runtime.settings.presession_cookie_name
+    async with issuer_client(app) as browser:
+        _, challenge = pkce()
+        pages = [
+            await to_consent(browser, authorize_params(client_id, challenge, state=f"tab {n}"))
+            for n in range(MAX_BROWSER_FLOWS)
+        ]
+        assert len({hidden(page.text, "flow_id") for page in pages}) == MAX_BROWSER_FLOWS
+        for n in (1, 3, 0, 2):
+            answer = await answer_consent(browser, pages[n])
+            assert answer.status_code == 302, answer.text
+            query = query_of(answer.headers["location"])
+            assert query["state"] == f"tab {n}" and query["code"]
+            if n != 2:  # the other tabs' pages still hold: the pre-session stays
+                assert presession in browser.cookies
+        # Every request answered: the flow cookie and the pre-session are gone.
+        assert not [c for c in browser.cookies.jar if c.name.endswith("auth_oauth_flow")]
+        assert presession not in browser.cookies
+
+
+@pytest.mark.usefixtures("alice")
+async def test_past_the_limit_the_oldest_pending_request_of_a_browser_lapses(
+    app: AuthServiceApp, client_id: str
+) -> None:
+    async with issuer_client(app) as browser:
+        _, challenge = pkce()
+        pages = [
+            await to_consent(browser, authorize_params(client_id, challenge, state=f"tab {n}"))
+            for n in range(MAX_BROWSER_FLOWS + 1)
+        ]
+        oldest = await answer_consent(browser, pages[0])
+        assert oldest.status_code == 403
+        assert "started in another browser" in oldest.text
+        for page in pages[1:]:
+            assert (await answer_consent(browser, page)).status_code == 302

@@ -6,12 +6,18 @@ cookie, so a flow id leaked from one browser cannot be finished in another (an a
 otherwise approve a victim's request with the attacker's own account, handing the victim's
 client a code for the attacker's identity). The flow id is also the correlation id of every
 log line and audit row from ``/authorize`` to the first token.
+
+One browser may run a few flows at once (an editor that connects to two MCP servers opens two
+sign-in tabs together): the cookie holds the secrets of its newest flows, dot-separated, and a
+flow is this browser's when one of them is its secret. Every secret is made here, never taken
+from a client.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +27,8 @@ from .authorization import AuthorizationRequest
 
 FLOW_COOKIE = "auth_oauth_flow"
 _MAX_ID_LENGTH = 64
+MAX_BROWSER_FLOWS = 4  # flows one browser can have pending at once: the newest are kept
+_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +45,33 @@ class Flow:
     prompt: tuple[str, ...]
     user_id: str | None  # who was shown the consent page
     expires_at: datetime
+    browser_hash: bytes  # SHA-256 of the secret in the cookie of the browser that started it
 
 
 def _hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
+
+
+def browser_secrets(cookie: str | None) -> list[str]:
+    """The flow secrets in a flow cookie's value, newest first (malformed parts ignored)."""
+    if not cookie:
+        return []
+    parts = cookie.split(".", MAX_BROWSER_FLOWS)[:MAX_BROWSER_FLOWS]
+    return [part for part in parts if _SECRET.fullmatch(part)]
+
+
+def cookie_adding(browser_secret: str, cookie: str | None) -> str:
+    """The flow cookie's value with a new flow's secret first and the newest others after it."""
+    return ".".join([browser_secret, *browser_secrets(cookie)][:MAX_BROWSER_FLOWS])
+
+
+def cookie_removing(flow: Flow, cookie: str | None) -> str:
+    """The flow cookie's value without ``flow``'s secret (empty: no flow left)."""
+    return ".".join(
+        secret
+        for secret in browser_secrets(cookie)
+        if not hmac.compare_digest(_hash(secret), flow.browser_hash)
+    )
 
 
 def new_flow_id() -> str:
@@ -54,6 +85,7 @@ async def create_flow(
     """Store a flow; returns it and the value for the browser's flow cookie."""
     flow_id = flow_id or new_flow_id()
     browser_secret = secrets.token_urlsafe(32)
+    browser_hash = _hash(browser_secret)
     expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
     await conn.execute(
         """
@@ -62,7 +94,7 @@ async def create_flow(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         flow_id,
-        _hash(browser_secret),
+        browser_hash,
         request.client_id,
         request.redirect_uri,
         request.state,
@@ -83,13 +115,16 @@ async def create_flow(
         request.prompt,
         None,
         expires,
+        browser_hash,
     )
     return flow, browser_secret
 
 
-async def load_flow(conn: Connection, flow_id: str, browser_secret: str | None) -> Flow | None:
-    """The unfinished, unexpired flow with this id, if this browser started it."""
-    if not flow_id or len(flow_id) > _MAX_ID_LENGTH or not browser_secret:
+async def load_flow(conn: Connection, flow_id: str, cookie: str | None) -> Flow | None:
+    """The unfinished, unexpired flow with this id, if the browser whose flow cookie has this
+    value started it."""
+    candidates = [_hash(secret) for secret in browser_secrets(cookie)]
+    if not flow_id or len(flow_id) > _MAX_ID_LENGTH or not candidates:
         return None
     row = await conn.fetchrow(
         """
@@ -100,7 +135,11 @@ async def load_flow(conn: Connection, flow_id: str, browser_secret: str | None) 
         """,
         flow_id,
     )
-    if row is None or not hmac.compare_digest(row["browser_hash"], _hash(browser_secret)):
+    if row is None:
+        return None
+    # Every candidate is compared, so the time taken does not say which one matched.
+    matches = [hmac.compare_digest(row["browser_hash"], candidate) for candidate in candidates]
+    if not any(matches):
         return None
     return Flow(
         row["id"],
@@ -113,6 +152,7 @@ async def load_flow(conn: Connection, flow_id: str, browser_secret: str | None) 
         tuple((row["prompt"] or "").split()),
         row["user_id"],
         row["expires_at"],
+        row["browser_hash"],
     )
 
 

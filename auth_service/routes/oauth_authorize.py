@@ -31,7 +31,15 @@ from ..oauth.errors import (
     OAuthError,
     UnknownClient,
 )
-from ..oauth.flows import Flow, create_flow, finish_flow, load_flow, purge_stale, show_consent_to
+from ..oauth.flows import (
+    Flow,
+    cookie_adding,
+    create_flow,
+    finish_flow,
+    load_flow,
+    purge_stale,
+    show_consent_to,
+)
 from ..oauth.urls import redirect_uri_matches
 from ..runtime import Runtime
 from ..types import User
@@ -160,9 +168,10 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         request, runtime, flow, client, await signed_in_user(request, runtime)
     )
     settings = runtime.settings
+    name = flow_cookie_name(runtime)
     response.set_cookie(
-        flow_cookie_name(runtime),
-        browser_secret,
+        name,
+        cookie_adding(browser_secret, request.cookies.get(name)),
         max_age=settings.oauth_flow_ttl_seconds,
         path="/",
         secure=settings.cookie_secure,

@@ -21,7 +21,7 @@ from .. import audit
 from ..logs import flow_id_var
 from ..metrics import count_oauth
 from ..oauth.consent import grant_consent, list_consents, revoke_consent
-from ..oauth.flows import finish_flow, load_flow
+from ..oauth.flows import cookie_removing, finish_flow, load_flow
 from ..runtime import Runtime
 from ..types import User
 from .bodies import read_form
@@ -221,11 +221,24 @@ async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
                 "state": flow.state,
             },
         )
-    response.delete_cookie(
-        flow_cookie_name(runtime),
+    # This flow's secret leaves the cookie. While the browser has other requests pending
+    # (consent pages in other tabs), they keep theirs, and the pre-session their pages' CSRF
+    # tokens are bound to stays; with the last one answered, both cookies go.
+    name, settings = flow_cookie_name(runtime), runtime.settings
+    remaining = cookie_removing(flow, request.cookies.get(name))
+    if not remaining:
+        response.delete_cookie(
+            name, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax"
+        )
+        return form_done(response, settings)
+    response.set_cookie(
+        name,
+        remaining,
+        max_age=settings.oauth_flow_ttl_seconds,
         path="/",
-        secure=runtime.settings.cookie_secure,
+        secure=settings.cookie_secure,
         httponly=True,
         samesite="lax",
     )
-    return form_done(response, runtime.settings)
+    response.headers["cache-control"] = "no-store"
+    return response

@@ -116,3 +116,78 @@ def test_a_person_approves_a_client_and_the_browser_lands_on_the_redirect(
     )
     assert token.status_code == 200, token.text
     assert token.json()["token_type"] == "Bearer"
+
+
+def _register(issuer: Served, name: str) -> tuple[str, str]:
+    """A public client with a loopback redirect URI of its own: its id and that URI."""
+    callback = f"http://127.0.0.1:{free_port()}/callback"
+    registered = httpx.post(
+        issuer.url + "/register",
+        json={
+            "client_name": name,
+            "redirect_uris": [callback],
+            "token_endpoint_auth_method": "none",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    return registered.json()["client_id"], callback
+
+
+def test_two_clients_signing_in_at_once_each_get_their_code_in_one_browser(
+    issuer: Served, page: Page
+) -> None:
+    # An editor starting two MCP servers' sign-ins together: two tabs of one browser, each
+    # with its own pending request, answered in the other order than they were opened.
+    tabs, arrived, verifiers = [page, page.context.new_page()], {}, {}
+    clients = [_register(issuer, name) for name in ("Editor, orders server", "Editor, wiki")]
+
+    def at_the_client(route: Route) -> None:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(route.request.url).query).items()}
+        arrived[query["state"]] = query
+        route.fulfill(status=200, content_type="text/plain", body="You can close this tab.")
+
+    for n, (tab, (client_id, callback)) in enumerate(zip(tabs, clients, strict=True)):
+        verifiers[n] = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifiers[n].encode()).digest())
+        page.context.route(callback + "**", at_the_client)
+        tab.goto(
+            issuer.url
+            + "/authorize?"
+            + urlencode(
+                {
+                    "response_type": "code",
+                    "client_id": client_id,
+                    "redirect_uri": callback,
+                    "state": f"tab {n}",
+                    "code_challenge": challenge.rstrip(b"=").decode(),
+                    "code_challenge_method": "S256",
+                    "resource": "http://127.0.0.1:9/mcp",
+                }
+            )
+        )
+        if n == 0:  # the first tab signs in; the second finds the person signed in
+            tab.wait_for_url(issuer.url + "/login?**")
+            tab.get_by_label("Username").fill(USERNAME)
+            tab.get_by_label("Password").fill(PASSWORD)
+            tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(issuer.url + "/authorize?**")
+        assert ("orders server" if n == 0 else "wiki") in tab.locator("main").inner_text()
+    for n in (1, 0):
+        tabs[n].bring_to_front()  # as the person switching tabs does
+        tabs[n].get_by_role("button", name="Allow").click()
+        tabs[n].wait_for_url(clients[n][1] + "?**")
+        assert tabs[n].locator("body").inner_text() == "You can close this tab."
+    assert sorted(arrived) == ["tab 0", "tab 1"]
+    for n, (client_id, callback) in enumerate(clients):
+        token = httpx.post(
+            issuer.url + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": arrived[f"tab {n}"]["code"],
+                "redirect_uri": callback,
+                "code_verifier": verifiers[n],
+                "client_id": client_id,
+                "resource": "http://127.0.0.1:9/mcp",
+            },
+        )
+        assert token.status_code == 200, token.text
