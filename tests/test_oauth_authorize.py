@@ -445,3 +445,29 @@ async def test_past_the_limit_the_oldest_pending_request_of_a_browser_lapses(
         assert "started in another browser" in oldest.text
         for page in pages[1:]:
             assert (await answer_consent(browser, page)).status_code == 302
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_request_answered_at_once_leaves_the_pending_ones_cookie_alone(
+    app: AuthServiceApp, client_id: str
+) -> None:
+    assert app.runtime is not None
+    presession = app.runtime.settings.presession_cookie_name
+    async with issuer_client(app) as browser:
+        _, challenge = pkce()
+        remembered = authorize_params(client_id, challenge, scope="mcp:read")
+        await get_code(browser, remembered)  # consent given once, and remembered
+        pending = await to_consent(
+            browser, authorize_params(client_id, challenge, scope="mcp:write", state="pending")
+        )
+        assert "Allow access?" in pending.text
+        cookie = browser.cookies["__Host-auth_oauth_flow"]
+        at_once = await browser.get("/authorize", params=remembered)
+        assert at_once.status_code == 302 and "code" in query_of(at_once.headers["location"])
+        assert "auth_oauth_flow" not in at_once.headers.get("set-cookie", "")
+        assert browser.cookies["__Host-auth_oauth_flow"] == cookie
+        answer = await answer_consent(browser, pending)
+        assert query_of(answer.headers["location"])["state"] == "pending"
+        # That was the browser's last pending request: both cookies go.
+        assert not [c for c in browser.cookies.jar if c.name.endswith("auth_oauth_flow")]
+        assert presession not in browser.cookies

@@ -167,6 +167,10 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
     response = await _continue(
         request, runtime, flow, client, await signed_in_user(request, runtime)
     )
+    if response.status_code == 302:
+        # Back to the client at once (a remembered consent's code, or an error): the flow is
+        # finished, and the browser's pending ones keep the cookie as it is.
+        return response
     settings = runtime.settings
     name = flow_cookie_name(runtime)
     response.set_cookie(
