@@ -53,6 +53,7 @@ from .oauth_pages import (
     issue_code,
     login_redirect,
     refuse,
+    set_flow_cookie,
     signed_in_user,
 )
 from .schemas import refusal
@@ -171,17 +172,8 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         # Back to the client at once (a remembered consent's code, or an error): the flow is
         # finished, and the browser's pending ones keep the cookie as it is.
         return response
-    settings = runtime.settings
-    name = flow_cookie_name(runtime)
-    response.set_cookie(
-        name,
-        cookie_adding(browser_secret, request.cookies.get(name)),
-        max_age=settings.oauth_flow_ttl_seconds,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="lax",
-    )
+    pending = request.cookies.get(flow_cookie_name(runtime))
+    set_flow_cookie(response, runtime, cookie_adding(browser_secret, pending))
     return response
 
 

@@ -34,6 +34,7 @@ from .oauth_pages import (
     flow_cookie_name,
     issue_code,
     login_redirect,
+    set_flow_cookie,
     signed_in_user,
 )
 from .pages import error_page, message_html, render
@@ -224,21 +225,9 @@ async def consent_answer(request: Request, runtime: RuntimeDep) -> Response:
     # This flow's secret leaves the cookie. While the browser has other requests pending
     # (consent pages in other tabs), they keep theirs, and the pre-session their pages' CSRF
     # tokens are bound to stays; with the last one answered, both cookies go.
-    name, settings = flow_cookie_name(runtime), runtime.settings
-    remaining = cookie_removing(flow, request.cookies.get(name))
+    remaining = cookie_removing(flow, request.cookies.get(flow_cookie_name(runtime)))
+    set_flow_cookie(response, runtime, remaining)
     if not remaining:
-        response.delete_cookie(
-            name, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax"
-        )
-        return form_done(response, settings)
-    response.set_cookie(
-        name,
-        remaining,
-        max_age=settings.oauth_flow_ttl_seconds,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="lax",
-    )
+        return form_done(response, runtime.settings)
     response.headers["cache-control"] = "no-store"
     return response

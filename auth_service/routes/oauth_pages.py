@@ -44,6 +44,30 @@ def flow_cookie_name(runtime: Runtime) -> str:
     return ("__Host-" if runtime.settings.cookie_secure else "") + FLOW_COOKIE
 
 
+def set_flow_cookie(response: Response, runtime: Runtime, value: str) -> None:
+    """Set the flow cookie to ``value`` (the browser's pending flows' secrets) for the flow
+    lifetime; an empty value deletes it."""
+    settings = runtime.settings
+    if not value:
+        response.delete_cookie(
+            flow_cookie_name(runtime),
+            path="/",
+            secure=settings.cookie_secure,
+            httponly=True,
+            samesite="lax",
+        )
+        return
+    response.set_cookie(
+        flow_cookie_name(runtime),
+        value,
+        max_age=settings.oauth_flow_ttl_seconds,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+
+
 async def signed_in_user(request: Request, runtime: Runtime) -> User | None:
     """The person signed in in this browser (a valid session cookie of ours, an enabled
     account), or None."""
