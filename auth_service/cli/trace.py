@@ -107,7 +107,7 @@ def trace_command(args: argparse.Namespace) -> int:
             args.server_url,
             args.username,
             password,
-            verify=args.trust or ssl.create_default_context(),  # the system trust store
+            verify=args.trust,
             on_step=None if args.quiet else _print_step,
         )
     )

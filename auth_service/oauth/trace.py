@@ -122,18 +122,22 @@ async def trace_oauth(
     password: str,
     *,
     http: httpx.AsyncClient | None = None,
-    verify: ssl.SSLContext | bool = True,
+    verify: ssl.SSLContext | None = None,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> TraceResult:
     """Run every step in order until one fails; ``on_step`` hears each result as it comes.
-    ``verify``: how the client made here (no ``http``) checks certificates."""
+    ``verify``: the certificates the client made here (no ``http``) trusts; by default the
+    system's trust store, where an operator's own CAs are installed."""
     recorder = Recorder()
     recorder.redactor.remember(password)
     started = datetime.now(UTC)
     results: list[StepResult] = []
     own_client = http is None
     client = http or httpx.AsyncClient(
-        follow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS, trust_env=False, verify=verify
+        follow_redirects=False,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        trust_env=False,
+        verify=verify or ssl.create_default_context(),
     )
     state = FlowState(server_url, username, password, client, recorder)
     try:
