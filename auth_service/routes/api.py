@@ -180,7 +180,6 @@ async def refresh(
         token, from_cookie = cookie, True
     else:
         raise HTTPException(415, NOT_JSON)
-    client = client_ip_var.get()
     try:
         async with runtime.pool.acquire() as conn:
             grant = await rotate_refresh_token(conn, token, runtime.lifetimes)
@@ -193,7 +192,6 @@ async def refresh(
             runtime.pool,
             "revocation" if reuse else "refresh",
             "success" if reuse else "failure",
-            client_addr=client,
             detail={"reason": refused.description},
         )
         return _refused(refused.description)
@@ -205,7 +203,6 @@ async def refresh(
         "refresh",
         "success",
         username=user.username,
-        client_addr=client,
     )
     response = _tokens(runtime, user, grant)
     if from_cookie:
