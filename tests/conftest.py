@@ -85,16 +85,21 @@ def server_url() -> Iterator[str]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of its own for one test."""
-    name = "t_" + secrets.token_hex(6)
+async def new_database(server_url: str, prefix: str = "t_") -> str:
+    """The URL of a fresh, migrated database on ``server_url`` (a copy of the template)."""
+    name = prefix + secrets.token_hex(6)
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
     finally:
         await conn.close()
-    url = with_database(server_url, name)
+    return with_database(server_url, name)
+
+
+@pytest.fixture
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    url = await new_database(server_url)
     yield url
     await drop_database(server_url, url)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
@@ -23,11 +22,10 @@ from auth_service.settings import Settings
 
 from .conftest import (
     PASSWORD,
-    TEMPLATE_DB,
     TEST_KEK,
     create_user,
     drop_database,
-    with_database,
+    new_database,
 )
 
 ISSUER = "https://auth.example"
@@ -209,15 +207,9 @@ def module_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Sett
 def module_database(server_url: str) -> Iterator[str]:
     """A database of its own for a module's tests (they do not interfere: each registers its
     own clients), with alice and mallory."""
-    name = "oauth_" + secrets.token_hex(4)
 
     async def create() -> str:
-        conn = await asyncpg.connect(server_url)
-        try:
-            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-        finally:
-            await conn.close()
-        url = with_database(server_url, name)
+        url = await new_database(server_url, "oauth_")
         for username in ("alice", "mallory"):
             await create_user(url, username)
         return url

@@ -14,24 +14,21 @@ OpenAPI 3.1 cannot say of validate is in ``schemathesis.toml``, beside the READM
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from .conftest import (
     PASSWORD,
-    TEMPLATE_DB,
     Served,
     cli_env,
     create_user,
+    new_database,
     start_served,
-    with_database,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,21 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def served(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One service for the whole module, on a fresh database of its own, with one user."""
-    name = "fuzz_" + secrets.token_hex(4)
 
-    async def create() -> None:
-        conn = await asyncpg.connect(server_url)
-        try:
-            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-        finally:
-            await conn.close()
-        await create_user(with_database(server_url, name), "alice")
+    async def create() -> str:
+        url = await new_database(server_url, "fuzz_")
+        await create_user(url, "alice")
+        return url
 
-    asyncio.run(create())
+    database_url = asyncio.run(create())
     served = start_served(
         tmp_path_factory.mktemp("fuzz"),
         cli_env(
-            AUTH_DATABASE_URL=with_database(server_url, name),
+            AUTH_DATABASE_URL=database_url,
             AUTH_THROTTLE_ACCOUNT_FAILURES="1000",
             AUTH_THROTTLE_ADDRESS_FAILURES="100000",
         ),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import subprocess
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -26,21 +25,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from ..conftest import (
-    TEMPLATE_DB,
     Served,
     cli_env,
     create_user,
     drop_database,
     free_port,
+    new_database,
     start_served,
     stop_proxy,
-    with_database,
 )
 from ..e2e.conftest import DEMO_DOMAIN, _start_nginx, _start_traefik, start_echo
 from ..test_deploy import COMPOSE_FILE, environment, load_yaml
@@ -97,13 +94,7 @@ class Layout:
 
 
 async def _create_database(server_url: str) -> str:
-    name = "browser_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await new_database(server_url, "browser_")
     await create_user(url, USERNAME)
     return url
 

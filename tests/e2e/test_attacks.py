@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,16 +21,15 @@ import pytest
 
 from ..conftest import (
     PASSWORD,
-    TEMPLATE_DB,
     Served,
     cli_env,
     create_user,
     drop_database,
     free_port,
+    new_database,
     start_served,
     stop_process,
     stop_proxy,
-    with_database,
 )
 from .conftest import (
     Stack,
@@ -139,13 +137,7 @@ class Guarded:
 
 
 async def _new_database(server_url: str) -> str:
-    name = "t_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await new_database(server_url)
     for user, groups in GROUPS.items():
         await create_user(url, user, groups=groups)
     return url

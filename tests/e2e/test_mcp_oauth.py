@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import httpx2
 import pytest
@@ -35,15 +33,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 
 from ..conftest import (
-    TEMPLATE_DB,
     Served,
     cli_env,
     create_user,
     drop_database,
     free_port,
+    new_database,
     start_served,
     stop_process,
-    with_database,
 )
 from .conftest import REPO, _start_traefik, _wait_for_port, start_echo
 from .oauth_login import FormLogin, MemoryStorage
@@ -123,13 +120,7 @@ def _layout(layout: str, port: int, port_b: int, mcp_a: int, mcp_b: int) -> tupl
 
 
 async def _new_database(server_url: str) -> str:
-    name = "t_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await new_database(server_url)
     await create_user(url, "alice", groups=("staff",))
     return url
 

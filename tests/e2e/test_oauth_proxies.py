@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,16 +28,15 @@ from auth_service.types import User
 
 from ..conftest import (
     PASSWORD,
-    TEMPLATE_DB,
     TEST_KEK,
     Served,
     cli_env,
     create_user,
     drop_database,
     free_port,
+    new_database,
     start_served,
     stop_process,
-    with_database,
 )
 from .conftest import Stack, _start_caddy, _start_nginx, _start_traefik, start_echo, wait_for_routes
 from .test_attacks import Answer, send_raw
@@ -95,13 +93,7 @@ def reached_upstream(answer: Answer) -> bool:
 
 
 async def _new_database(server_url: str) -> str:
-    name = "t_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await new_database(server_url)
     await create_user(url, "alice")
     return url
 
